@@ -1,0 +1,1 @@
+"""Scorecards, evaluations and tasks for scoring conversations, built on Dagster."""

@@ -1,0 +1,30 @@
+"""The Dagster definitions of the project: every asset, job and resource in one place."""
+
+import dagster as dg
+
+from plexus_dagster.evaluations.assets import build_evaluation_results
+from plexus_dagster.jobs import evaluation_job, items_job, train_job
+from plexus_dagster.resources import PlexusResource
+from plexus_dagster.scorecards.assets import build_trained_models
+from plexus_dagster.settings import PlexusSettings, get_settings
+from plexus_dagster.sources.assets import build_source_assets
+from plexus_dagster.sources.models import load_sources
+
+
+def build_definitions(settings: PlexusSettings) -> dg.Definitions:
+    """Definitions for the sources declared in ``settings.sources_dir``."""
+    sources = load_sources(settings.sources_dir)
+    names = sorted(sources)
+    source_assets = [asset for name in names for asset in build_source_assets(sources[name])]
+    return dg.Definitions(
+        assets=[
+            *source_assets,
+            build_trained_models(names),
+            build_evaluation_results(names),
+        ],
+        jobs=[items_job, train_job, evaluation_job],
+        resources={"plexus": PlexusResource.from_settings(settings)},
+    )
+
+
+defs = build_definitions(get_settings())

@@ -1,0 +1,166 @@
+"""Answering every score of a scorecard for a batch of items, in dependency order."""
+
+import graphlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from plexus_dagster.scorecards.classifiers import (
+    CLASSIFIERS,
+    Classifier,
+    Predictions,
+    build_untrained,
+)
+from plexus_dagster.scorecards.model_store import ModelStore
+from plexus_dagster.scorecards.models import ScoreConfig, ScorecardConfig
+
+logger = logging.getLogger(__name__)
+
+SKIPPED = "SKIPPED"
+ERROR = "ERROR"
+RESULT_COLUMNS = ["item_id", "score_key", "predicted", "explanation", "confidence"]
+
+
+class MissingModelError(LookupError):
+    """A trained score has no model trained with its current configuration."""
+
+
+@dataclass(frozen=True)
+class ReadyScore:
+    """A score with its classifier loaded, and the model version when it is trained."""
+
+    config: ScoreConfig
+    classifier: Classifier
+    model_version: str | None = None
+
+
+def dependency_order(scorecard: ScorecardConfig) -> list[ScoreConfig]:
+    """The scorecard's scores, each after the scores it depends on."""
+    by_key = {score.key: score for score in scorecard.scores}
+    graph = {score.key: set(score.depends_on) for score in scorecard.scores}
+    return [by_key[key] for key in graphlib.TopologicalSorter(graph).static_order()]
+
+
+def load_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[ReadyScore]:
+    """Every score ready to predict, in dependency order; trained scores use their latest model."""
+    ready = []
+    for score in dependency_order(scorecard):
+        if not CLASSIFIERS[score.classifier].trainable:
+            ready.append(ReadyScore(score, build_untrained(score.classifier, score.parameters)))
+            continue
+        stored = store.latest(scorecard, score)
+        if stored is None:
+            raise MissingModelError(
+                f"Score '{score.key}' of scorecard '{scorecard.key}' has no model trained with "
+                f"its current configuration. Run `plexus train --scorecard {scorecard.key}`."
+            )
+        ready.append(ReadyScore(score, stored.load(), stored.version))
+    return ready
+
+
+@dataclass
+class ScoringErrors:
+    """Items whose answer failed, by score; the first few keep their reason."""
+
+    count: int = 0
+    first: list[dict[str, str]] = field(default_factory=list)
+    keep: int = 20
+
+    def add(self, score_key: str, item_id: str, error: Exception) -> None:
+        self.count += 1
+        if len(self.first) < self.keep:
+            reason = f"{type(error).__name__}: {error}"
+            self.first.append({"score_key": score_key, "item_id": item_id, "reason": reason})
+
+
+def _predict_isolating_failures(
+    score: ReadyScore, item_ids: Sequence[str], texts: Sequence[str], errors: ScoringErrors
+) -> Predictions:
+    try:
+        return score.classifier.predict(texts)
+    except Exception:  # a classifier may fail on any input; find which items it fails on
+        logger.warning(
+            "Score '%s' failed on a batch of %d items; retrying them one at a time.",
+            score.config.key,
+            len(texts),
+        )
+    merged = Predictions([], [], [])
+    for item_id, text in zip(item_ids, texts, strict=True):
+        try:
+            one = score.classifier.predict([text])
+        except Exception as e:  # recorded per item; the evaluation goes on
+            errors.add(score.config.key, item_id, e)
+            one = Predictions([ERROR], [f"{type(e).__name__}: {e}"], [None])
+        merged.values.extend(one.values)
+        merged.explanations.extend(one.explanations)
+        merged.confidences.extend(one.confidences)
+    return merged
+
+
+def score_batch(
+    scores: Sequence[ReadyScore],
+    item_ids: Sequence[str],
+    texts: Sequence[str],
+    errors: ScoringErrors,
+) -> pd.DataFrame:
+    """Answers of every score for one batch, a row per item and score.
+
+    A score whose ``depends_on`` conditions fail for an item is ``SKIPPED`` for that item.
+    """
+    answers: dict[str, np.ndarray] = {}
+    frames = []
+    ids = np.asarray(item_ids, dtype=object)
+    for score in scores:
+        runs = np.ones(len(ids), dtype=bool)
+        for other in score.config.depends_on:
+            wanted = list(score.config.required_answers(other))
+            runs &= np.isin(answers[other], wanted)
+        chosen = np.flatnonzero(runs)
+        predicted = _predict_isolating_failures(
+            score, ids[chosen].tolist(), [texts[i] for i in chosen], errors
+        )
+
+        values = np.full(len(ids), SKIPPED, dtype=object)
+        values[chosen] = predicted.values
+        explanations = np.full(len(ids), "a depends_on condition was not met", dtype=object)
+        explanations[chosen] = predicted.explanations
+        confidences = np.full(len(ids), np.nan)
+        confidences[chosen] = [np.nan if c is None else c for c in predicted.confidences]
+        answers[score.config.key] = values
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_id": ids,
+                    "score_key": score.config.key,
+                    "predicted": values,
+                    "explanation": explanations,
+                    "confidence": confidences,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def score_items(
+    scores: Sequence[ReadyScore],
+    items: pd.DataFrame,
+    *,
+    batch_size: int = 5000,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, ScoringErrors]:
+    """Answers of every score for every item, in batches; ``on_batch`` hears the count done."""
+    errors = ScoringErrors()
+    ids = items["item_id"].tolist()
+    texts = items["text"].tolist()
+    frames = []
+    for start in range(0, len(ids), batch_size):
+        end = start + batch_size
+        frames.append(score_batch(scores, ids[start:end], texts[start:end], errors))
+        if on_batch is not None:
+            on_batch(min(end, len(ids)))
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS), errors
+    return pd.concat(frames, ignore_index=True), errors

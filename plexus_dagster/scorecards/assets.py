@@ -1,0 +1,115 @@
+"""Training: fitting every trained score of a scorecard on its train source."""
+
+import dagster as dg
+import pandas as pd
+
+from plexus_dagster import keys
+from plexus_dagster.resources import PlexusResource
+from plexus_dagster.scorecards.classifiers import CLASSIFIERS, TfidfClassifier, TfidfParameters
+from plexus_dagster.scorecards.loader import Scorecard, ScorecardError
+from plexus_dagster.scorecards.partitions import scorecard_partitions
+from plexus_dagster.sources.assets import items_key
+from plexus_dagster.sources.normalize import read_labels
+
+GROUP = "scorecards"
+
+
+def scorecard_for_run(plexus: PlexusResource, key: str) -> Scorecard:
+    """The scorecard a run's partition names, validated; a `dg.Failure` when it cannot run."""
+    try:
+        scorecards = plexus.scorecards()
+    except ScorecardError as e:
+        raise dg.Failure(
+            description=f"Scorecards are invalid; fix them before running:\n{e}",
+        ) from e
+    if key not in scorecards:
+        known = ", ".join(sorted(scorecards)) or "none"
+        raise dg.Failure(
+            description=(
+                f"Unknown scorecard {key!r}: no file in {plexus.scorecards_dir} has this key. "
+                f"Known scorecards: {known}."
+            )
+        )
+    return scorecards[key]
+
+
+def read_items(plexus: PlexusResource, source: str) -> pd.DataFrame:
+    """The stored items of ``source``; a `dg.Failure` saying how to make them when missing."""
+    path = plexus.items_path(source)
+    if not path.exists():
+        raise dg.Failure(
+            description=(
+                f"Items of source '{source}' have not been materialized ({path} is missing). "
+                f"Materialize them first: dagster asset materialize -m plexus_dagster.definitions "
+                f"--select 'items/{source}+' or let `plexus evaluate` do it."
+            )
+        )
+    return pd.read_parquet(path)
+
+
+def train_item_deps(source_names: list[str]) -> list[dg.AssetKey]:
+    return [items_key(name) for name in source_names]
+
+
+def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=scorecard_partitions,
+        deps=train_item_deps(source_names),
+        group_name=GROUP,
+        description=(
+            "Trained classifiers of a scorecard, one versioned artifact per trained score, fit "
+            "on the scorecard's train_source. Evaluations use the latest version."
+        ),
+        kinds={"scikitlearn"},
+        tags={"plexus/task": "train"},
+    )
+    def trained_models(
+        context: dg.AssetExecutionContext, plexus: PlexusResource
+    ) -> dg.MaterializeResult:
+        scorecard = scorecard_for_run(plexus, context.partition_key).config
+        trained = [s for s in scorecard.scores if CLASSIFIERS[s.classifier].trainable]
+        if not trained:
+            context.log.info("Scorecard '%s' has no trained scores.", scorecard.key)
+            return dg.MaterializeResult(metadata={keys.MODEL_VERSIONS: dg.MetadataValue.json({})})
+
+        assert scorecard.train_source is not None  # validated with the scorecard
+        items = read_items(plexus, scorecard.train_source)
+        labels = read_labels(items)
+        texts = items["text"].tolist()
+        store = plexus.model_store()
+        versions = {}
+        for score in trained:
+            assert score.label is not None  # validated with the scorecard
+            derived = [score.label.derive(item) for item in labels]
+            kept = [i for i, label in enumerate(derived) if label is not None]
+            parameters = TfidfParameters.model_validate(score.parameters)
+            model = TfidfClassifier.fit(
+                parameters, [texts[i] for i in kept], [derived[i] for i in kept]
+            )
+            stored = store.save(
+                scorecard,
+                score,
+                model,
+                info={
+                    "train_source": scorecard.train_source,
+                    "train_items": len(kept),
+                    "classes": model.classes,
+                    "run_id": context.run_id,
+                },
+            )
+            versions[score.key] = stored.version
+            context.log.info(
+                "Trained score '%s' on %d items of '%s' as version %s.",
+                score.key,
+                len(kept),
+                scorecard.train_source,
+                stored.version,
+            )
+        return dg.MaterializeResult(
+            metadata={
+                keys.MODEL_VERSIONS: dg.MetadataValue.json(versions),
+                "train_items": len(items),
+            }
+        )
+
+    return trained_models

@@ -1,0 +1,178 @@
+"""Classifiers that answer a score's question about a batch of texts."""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+
+@dataclass
+class Predictions:
+    """Answers for a batch of texts, position for position."""
+
+    values: list[str]
+    explanations: list[str]
+    confidences: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class Classifier(Protocol):
+    def predict(self, texts: Sequence[str]) -> Predictions: ...
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+
+
+class KeywordRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    answer: str = Field(alias="class", description="The answer when a pattern matches.")
+    patterns: list[Regex] = Field(min_length=1, description="Regular expressions, any matches.")
+
+
+class KeywordParameters(BaseModel):
+    """Regular-expression rules tried in order; the first rule with a match gives the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[KeywordRule] = Field(min_length=1)
+    default: str = Field(description="The answer when no rule matches.")
+    ignore_case: bool = True
+
+    def answers(self) -> set[str]:
+        return {rule.answer for rule in self.rules} | {self.default}
+
+
+class KeywordClassifier:
+    """Answers with the first rule whose patterns match the text."""
+
+    def __init__(self, parameters: KeywordParameters) -> None:
+        flags = re.IGNORECASE if parameters.ignore_case else 0
+        self._rules = [
+            (rule.answer, re.compile("|".join(f"(?:{p})" for p in rule.patterns), flags))
+            for rule in parameters.rules
+        ]
+        self._default = parameters.default
+
+    def predict(self, texts: Sequence[str]) -> Predictions:
+        values, explanations = [], []
+        for text in texts:
+            for answer, pattern in self._rules:
+                match = pattern.search(text)
+                if match:
+                    values.append(answer)
+                    explanations.append(f"matched {match.group(0)!r}")
+                    break
+            else:
+                values.append(self._default)
+                explanations.append("no rule matched")
+        return Predictions(values, explanations, [None] * len(values))
+
+
+class TfidfParameters(BaseModel):
+    """A TF-IDF bag of n-grams feeding a logistic regression."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    c: float = Field(default=4.0, gt=0, alias="C", description="Inverse regularization.")
+    ngram_max: int = Field(default=2, ge=1, le=3)
+    min_df: int = Field(default=1, ge=1)
+    class_weight: str | None = Field(default=None, pattern="^balanced$")
+    max_iter: int = Field(default=1000, ge=10)
+
+
+@dataclass
+class TfidfClassifier:
+    """A trained pipeline; ``fit`` learns it from labelled texts."""
+
+    pipeline: Pipeline
+    classes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(
+        cls, parameters: TfidfParameters, texts: Sequence[str], labels: Sequence[str]
+    ) -> "TfidfClassifier":
+        pipeline = Pipeline(
+            [
+                (
+                    "tfidf",
+                    TfidfVectorizer(
+                        ngram_range=(1, parameters.ngram_max),
+                        min_df=parameters.min_df,
+                        sublinear_tf=True,
+                    ),
+                ),
+                (
+                    "logreg",
+                    LogisticRegression(
+                        C=parameters.c,
+                        class_weight=parameters.class_weight,
+                        max_iter=parameters.max_iter,
+                    ),
+                ),
+            ]
+        )
+        pipeline.fit(list(texts), list(labels))
+        return cls(pipeline=pipeline, classes=[str(c) for c in pipeline.classes_])
+
+    def predict(self, texts: Sequence[str]) -> Predictions:
+        if not texts:
+            return Predictions([], [], [])
+        probabilities = self.pipeline.predict_proba(list(texts))
+        best = probabilities.argmax(axis=1)
+        confidences = probabilities[np.arange(len(best)), best].round(4).tolist()
+        values = [self.classes[i] for i in best]
+        explanations = [
+            f"TF-IDF logistic regression: {v} with p={p:.2f}"
+            for v, p in zip(values, confidences, strict=True)
+        ]
+        return Predictions(values, explanations, confidences)
+
+
+@dataclass(frozen=True)
+class ClassifierKind:
+    """What a scorecard's ``class:`` names: its parameters and whether it is trained."""
+
+    name: str
+    parameters: type[BaseModel]
+    trainable: bool
+    description: str
+
+
+CLASSIFIERS: dict[str, ClassifierKind] = {
+    kind.name: kind
+    for kind in [
+        ClassifierKind("keyword", KeywordParameters, False, "regular-expression rules"),
+        ClassifierKind("tfidf_logreg", TfidfParameters, True, "TF-IDF + logistic regression"),
+    ]
+}
+
+
+def rule_answers(parameters: BaseModel) -> set[str]:
+    """The answers a classifier's configuration names, to check against the score's classes."""
+    if isinstance(parameters, KeywordParameters):
+        return parameters.answers()
+    return set()
+
+
+def build_untrained(kind: str, parameters: dict[str, Any]) -> Classifier:
+    """A classifier that needs no training, from its parameters."""
+    if kind == "keyword":
+        return KeywordClassifier(KeywordParameters.model_validate(parameters))
+    raise ValueError(f"classifier {kind!r} must be trained before it can predict")

@@ -83,10 +83,10 @@ def scorecards_list(
         print(json.dumps(rows, indent=2))
         return
     table = Table("key", "name", "source", "train source", "scores")
-    for row in rows:
-        table.add_row(
-            row["key"], row["name"], row["source"], row["train_source"] or "", str(len(row["scores"]))
-        )
+    for s in scorecards.values():
+        config = s.config
+        train_source = config.train_source or ""
+        table.add_row(s.key, config.name, config.source, train_source, str(len(config.scores)))
     out.print(table)
 
 
@@ -109,6 +109,20 @@ def scorecards_validate(
         raise typer.Exit(1) from e
     for scorecard in scorecards.values():
         out.print(f"{scorecard.path}: scorecard '{scorecard.key}' is valid", highlight=False)
+
+
+@scorecards_app.command("register")
+def scorecards_register() -> None:
+    """Register every valid scorecard as a partition of the evaluation and training jobs.
+
+    The other commands do this themselves; run it before `dagster job execute` or the UI.
+    """
+    from plexus_dagster.instance import project_instance
+    from plexus_dagster.scorecards.partitions import register_scorecards
+
+    scorecards = _all_scorecards()
+    added = register_scorecards(project_instance(), sorted(scorecards))
+    out.print(f"Scorecard partitions: {', '.join(sorted(scorecards))}; new: {len(added)}.")
 
 
 def _runner(*, verbose: bool) -> Any:

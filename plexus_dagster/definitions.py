@@ -6,6 +6,7 @@ from plexus_dagster.evaluations.assets import build_evaluation_results
 from plexus_dagster.jobs import evaluation_job, items_job, train_job
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.assets import build_trained_models
+from plexus_dagster.scorecards.sensors import scorecard_partitions_sensor
 from plexus_dagster.settings import PlexusSettings, get_settings
 from plexus_dagster.sources.assets import build_source_assets
 from plexus_dagster.sources.models import load_sources
@@ -23,6 +24,7 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
             build_evaluation_results(names),
         ],
         jobs=[items_job, train_job, evaluation_job],
+        sensors=[scorecard_partitions_sensor],
         resources={"plexus": PlexusResource.from_settings(settings)},
     )
 

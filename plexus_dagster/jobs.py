@@ -2,8 +2,6 @@
 
 import dagster as dg
 
-from plexus_dagster.scorecards.partitions import scorecard_partitions
-
 items_job = dg.define_asset_job(
     "items_job",
     selection=dg.AssetSelection.groups("sources"),
@@ -13,13 +11,11 @@ items_job = dg.define_asset_job(
 train_job = dg.define_asset_job(
     "train_job",
     selection=dg.AssetSelection.assets("trained_models"),
-    partitions_def=scorecard_partitions,
     description="Trains the trained scores of one scorecard (the partition) on its train source.",
 )
 
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets("evaluation_results"),
-    partitions_def=scorecard_partitions,
     description="Evaluates one scorecard (the partition) against the human labels of its source.",
 )

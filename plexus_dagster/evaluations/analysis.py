@@ -26,9 +26,8 @@ def attach_labels(
     parts = []
     for score in scorecard.scores:
         part = answers[answers["score_key"] == score.key]
-        if score.label is None:
-            labels = [None] * len(part)
-        else:
+        labels: list[str | None] = [None] * len(part)
+        if score.label is not None:
             rule = score.label
             labels = [rule.derive(item_labels[item_id]) for item_id in part["item_id"]]
         label_series = pd.Series(labels, index=part.index, dtype=object)

@@ -84,12 +84,12 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
         results = attach_labels(scorecard, items, answers)
         summary = summarize(scorecard, results)
 
-        folder = results_folder(plexus, scorecard.key, context.run_id)
+        folder = results_folder(plexus, scorecard.key, context.run.run_id)
         folder.mkdir(parents=True, exist_ok=True)
         results_path = folder / "results.parquet"
         results.to_parquet(results_path, index=False)
         document = {
-            "task_id": context.run_id,
+            "task_id": context.run.run_id,
             "scorecard": scorecard.key,
             "source": scorecard.source,
             "items": len(items),
@@ -111,9 +111,7 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
             errors.count,
         )
 
-        table = dg.MetadataValue.md(
-            pd.DataFrame(metric_rows(summary)).to_markdown(index=False)
-        )
+        table = dg.MetadataValue.md(pd.DataFrame(metric_rows(summary)).to_markdown(index=False))
         return dg.MaterializeResult(
             metadata={
                 "metrics": table,

@@ -15,7 +15,7 @@ from plexus_dagster.scorecards.classifiers import (
     build_untrained,
 )
 from plexus_dagster.scorecards.model_store import ModelStore
-from plexus_dagster.scorecards.models import ScoreConfig, ScorecardConfig
+from plexus_dagster.scorecards.models import ScorecardConfig, ScoreConfig
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def score_batch(
             runs &= np.isin(answers[other], wanted)
         chosen = np.flatnonzero(runs)
         predicted = _predict_isolating_failures(
-            score, ids[chosen].tolist(), [texts[i] for i in chosen], errors
+            score, ids[chosen].tolist(), [texts[int(i)] for i in chosen], errors
         )
 
         values = np.full(len(ids), SKIPPED, dtype=object)

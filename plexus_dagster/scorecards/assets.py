@@ -81,10 +81,10 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
         for score in trained:
             assert score.label is not None  # validated with the scorecard
             derived = [score.label.derive(item) for item in labels]
-            kept = [i for i, label in enumerate(derived) if label is not None]
+            pairs = [(text, label) for text, label in zip(texts, derived, strict=True) if label]
             parameters = TfidfParameters.model_validate(score.parameters)
             model = TfidfClassifier.fit(
-                parameters, [texts[i] for i in kept], [derived[i] for i in kept]
+                parameters, [text for text, _ in pairs], [label for _, label in pairs]
             )
             stored = store.save(
                 scorecard,
@@ -92,16 +92,16 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
                 model,
                 info={
                     "train_source": scorecard.train_source,
-                    "train_items": len(kept),
+                    "train_items": len(pairs),
                     "classes": model.classes,
-                    "run_id": context.run_id,
+                    "run_id": context.run.run_id,
                 },
             )
             versions[score.key] = stored.version
             context.log.info(
                 "Trained score '%s' on %d items of '%s' as version %s.",
                 score.key,
-                len(kept),
+                len(pairs),
                 scorecard.train_source,
                 stored.version,
             )

@@ -56,8 +56,9 @@ def _semantic_errors(
             where: tuple[str | int, ...] = ("sections", s, "scores", i)
             if score.key in classes_by_key:
                 error((*where, "key"), f"duplicate score key {score.key!r}; keys must be unique")
-            classes_by_key[score.key] = set(score.classes)
-            graph.setdefault(score.key, set()).update(score.depends_on)
+            else:
+                classes_by_key[score.key] = set(score.classes)
+                graph[score.key] = set(score.depends_on)
 
             kind = CLASSIFIERS.get(score.classifier)
             if kind is None:
@@ -67,9 +68,7 @@ def _semantic_errors(
             try:
                 parameters = kind.parameters.model_validate(score.parameters)
             except pydantic.ValidationError as e:
-                errors.extend(
-                    validation_errors(path, document, e, prefix=(*where, "parameters"))
-                )
+                errors.extend(validation_errors(path, document, e, prefix=(*where, "parameters")))
                 continue
             for answer in sorted(rule_answers(parameters) - set(score.classes)):
                 error((*where, "parameters"), f"answer {answer!r} is not in classes")

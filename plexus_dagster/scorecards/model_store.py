@@ -14,7 +14,7 @@ from typing import Any
 
 import joblib
 
-from plexus_dagster.scorecards.models import ScoreConfig, ScorecardConfig
+from plexus_dagster.scorecards.models import ScorecardConfig, ScoreConfig
 
 
 def fingerprint(scorecard: ScorecardConfig, score: ScoreConfig) -> str:

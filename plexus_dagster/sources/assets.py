@@ -31,7 +31,9 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
         ).strip(),
         kinds={source.format},
     )
-    def raw_source(context: dg.AssetExecutionContext, plexus: PlexusResource) -> dg.MaterializeResult:
+    def raw_source(
+        context: dg.AssetExecutionContext, plexus: PlexusResource
+    ) -> dg.MaterializeResult:
         try:
             path = locate_source(source, plexus.settings)
             frame = read_source(source, path)

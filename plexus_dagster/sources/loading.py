@@ -37,16 +37,21 @@ def _download(source: SourceConfig, url: str, settings: PlexusSettings) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Downloading source '%s' from %s.", source.name, url)
+    partial = Path(tempfile.mkstemp(dir=target.parent, suffix=".partial")[1])
     try:
-        with urllib.request.urlopen(url, timeout=settings.download_timeout) as response:
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial:
-                shutil.copyfileobj(response, partial)
+        with (
+            urllib.request.urlopen(url, timeout=settings.download_timeout) as response,
+            partial.open("wb") as file,
+        ):
+            shutil.copyfileobj(response, file)
     except (urllib.error.URLError, TimeoutError, OSError) as e:
+        partial.unlink(missing_ok=True)
         raise SourceError(
             f"Source '{source.name}': could not download {url} ({e}). Check the network, or set "
             "PLEXUS_DATA_DIR to a folder that holds the file at its path."
         ) from e
-    Path(partial.name).replace(target)
+    # Renamed only when complete, so an interrupted download is never mistaken for the file.
+    partial.replace(target)
     return target
 
 

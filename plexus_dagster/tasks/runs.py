@@ -76,7 +76,8 @@ class TaskRunner:
         self.instance = instance
         self.log_level = log_level
         self.announce = announce
-        self.plexus: PlexusResource = defs.resources["plexus"]  # type: ignore[assignment]
+        resources = defs.resources or {}
+        self.plexus: PlexusResource = resources["plexus"]
 
     def run(
         self,

@@ -1,0 +1,41 @@
+# Two commands matter: `make run` sets everything up and evaluates the banking77 scorecard;
+# `make test` runs the tests. The rest are conveniences.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup run ui test test-unit check format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: setup
+	$(BIN)/plexus scorecards validate
+	$(BIN)/plexus evaluate --scorecard banking77
+
+ui: setup
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m "not integration"
+
+check: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .dagster_home .plexus

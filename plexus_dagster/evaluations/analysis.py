@@ -1,6 +1,6 @@
 """Comparing answers with human labels: per-item results and the per-score summary."""
 
-from collections import Counter
+import json
 from typing import Any
 
 import numpy as np
@@ -9,7 +9,6 @@ import pandas as pd
 from plexus_dagster.evaluations.metrics import agreement
 from plexus_dagster.evaluations.scoring import ERROR, SKIPPED
 from plexus_dagster.scorecards.models import ScorecardConfig
-from plexus_dagster.sources.normalize import read_labels
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "ac1", "kappa")
 
@@ -22,29 +21,36 @@ def attach_labels(
     ``label`` is empty where the item has no label for the score; ``correct`` is empty where
     there is nothing to compare (no label, or the score was skipped or failed).
     """
-    item_labels = dict(zip(items["item_id"], read_labels(items), strict=True))
-    parts = []
+    # Items repeat a few label combinations many times: derive once per distinct combination.
+    labels_of_item = pd.Series(items["labels"].to_numpy(), index=items["item_id"].to_numpy())
+    parsed = {text: json.loads(text) for text in pd.unique(labels_of_item)}
+    labels_of_row = pd.Series(labels_of_item.reindex(answers["item_id"]).to_numpy())
+    score_keys = answers["score_key"].to_numpy()
+
+    labels = np.full(len(answers), None, dtype=object)
     for score in scorecard.scores:
-        part = answers[answers["score_key"] == score.key]
-        labels: list[str | None] = [None] * len(part)
-        if score.label is not None:
-            rule = score.label
-            labels = [rule.derive(item_labels[item_id]) for item_id in part["item_id"]]
-        label_series = pd.Series(labels, index=part.index, dtype=object)
-        compared = label_series.notna() & ~part["predicted"].isin([SKIPPED, ERROR])
-        correct = pd.Series(pd.NA, index=part.index, dtype="boolean")
-        correct[compared] = (part["predicted"] == label_series)[compared]
-        parts.append(part.assign(label=label_series, correct=correct))
-    results = pd.concat(parts) if parts else answers.assign(label=None, correct=None)
+        if score.label is None:
+            continue
+        rule = score.label
+        derived = {text: rule.derive(value) for text, value in parsed.items()}
+        rows = score_keys == score.key
+        labels[rows] = labels_of_row[rows].map(derived).to_numpy()
+
+    predicted = answers["predicted"].to_numpy()
+    compared = pd.notna(labels) & ~np.isin(predicted, [SKIPPED, ERROR])
+    correct = pd.array([pd.NA] * len(answers), dtype="boolean")
+    correct[compared] = predicted[compared] == labels[compared]
+    results = answers.assign(label=labels, correct=correct)
     columns = ["item_id", "score_key", "predicted", "label", "correct", "explanation"]
-    return results.sort_index()[[*columns, "confidence"]].reset_index(drop=True)
+    return results[[*columns, "confidence"]].reset_index(drop=True)
 
 
 def summarize(scorecard: ScorecardConfig, results: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Figures per score key: agreement metrics, distributions and item counts."""
+    parts = dict(tuple(results.groupby("score_key", sort=False)))
     summary = {}
     for score in scorecard.scores:
-        part = results[results["score_key"] == score.key]
+        part = parts.get(score.key, results.iloc[0:0])
         skipped = part["predicted"] == SKIPPED
         failed = part["predicted"] == ERROR
         compared = part[part["correct"].notna()]
@@ -56,8 +62,8 @@ def summarize(scorecard: ScorecardConfig, results: pd.DataFrame) -> dict[str, di
             "name": score.name,
             "question": score.question,
             **figures,
-            "predicted_distribution": dict(Counter(answered["predicted"].tolist())),
-            "actual_distribution": dict(Counter(part["label"].dropna().tolist())),
+            "predicted_distribution": answered["predicted"].value_counts().to_dict(),
+            "actual_distribution": part["label"].dropna().value_counts().to_dict(),
             "evaluated": len(compared),
             "skipped": int(skipped.sum()),
             "errors": int(failed.sum()),

@@ -44,6 +44,15 @@ def dependency_order(scorecard: ScorecardConfig) -> list[ScoreConfig]:
     return [by_key[key] for key in graphlib.TopologicalSorter(graph).static_order()]
 
 
+def untrained_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[str]:
+    """Keys of trained scores with no model for their current configuration; nothing is loaded."""
+    return [
+        score.key
+        for score in scorecard.scores
+        if CLASSIFIERS[score.classifier].trainable and store.latest(scorecard, score) is None
+    ]
+
+
 def load_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[ReadyScore]:
     """Every score ready to predict, in dependency order; trained scores use their latest model."""
     ready = []

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from plexus_dagster import keys
-from plexus_dagster.evaluations.scoring import MissingModelError, load_scores
+from plexus_dagster.evaluations.scoring import untrained_scores
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.loader import Scorecard
 from plexus_dagster.scorecards.partitions import register_scorecards
@@ -131,11 +131,13 @@ class TaskRunner:
 
     def ensure_models(self, scorecard: Scorecard) -> list[TaskResult]:
         """Trains the scorecard when one of its trained scores has no current model."""
-        try:
-            load_scores(scorecard.config, self.plexus.model_store())
+        missing = untrained_scores(scorecard.config, self.plexus.model_store())
+        if not missing:
             return []
-        except MissingModelError:
-            self.announce(f"Scorecard '{scorecard.key}' has untrained scores; training it first.")
+        self.announce(
+            f"Scorecard '{scorecard.key}' has no current model for {', '.join(missing)}; "
+            "training it first."
+        )
         return [self.train(scorecard)]
 
     def train(self, scorecard: Scorecard) -> TaskResult:

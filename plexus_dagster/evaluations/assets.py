@@ -10,7 +10,13 @@ import pandas as pd
 from pydantic import Field
 
 from plexus_dagster import keys
-from plexus_dagster.evaluations.analysis import METRIC_NAMES, attach_labels, metric_rows, summarize
+from plexus_dagster.evaluations.analysis import (
+    METRIC_NAMES,
+    attach_labels,
+    confusion_markdown,
+    metric_rows,
+    summarize,
+)
 from plexus_dagster.evaluations.scoring import MissingModelError, load_scores, score_items
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.assets import read_items, scorecard_for_run
@@ -27,6 +33,15 @@ class EvaluationConfig(dg.Config):
         default=None, gt=0, description="Evaluate a random sample of this many items; all if unset."
     )
     seed: int = Field(default=0, description="Seed of the random sample, for repeatable runs.")
+
+
+def _confusion_metadata(summary: dict[str, dict[str, Any]]) -> dict[str, dg.MetadataValue]:
+    tables = {key: confusion_markdown(figures) for key, figures in summary.items()}
+    return {
+        f"{key}/confusion_matrix": dg.MetadataValue.md(table)
+        for key, table in tables.items()
+        if table is not None
+    }
 
 
 def _plot_metadata(summary: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -122,6 +137,7 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
                 "errors": errors.count,
                 "dagster/row_count": len(results),
                 **_plot_metadata(summary),
+                **_confusion_metadata(summary),
             }
         )
 

@@ -40,6 +40,10 @@ def test_twacs_evaluation_stores_results_and_plots_metrics(
     assert event.asset_materialization.partition == "twacs"
     assert metadata["delay/accuracy"].value == pytest.approx(summary["scores"]["delay"]["accuracy"])
     assert metadata["plexus/items"].value == 491
+    matrix = summary["scores"]["delay"]["confusion_matrix"]["matrix"]
+    table = str(metadata["delay/confusion_matrix"].value)
+    assert f"| yes | {matrix[0][0]} | {matrix[0][1]} |" in table
+    assert f"| no | {matrix[1][0]} | {matrix[1][1]} |" in table
 
     results = pd.read_parquet(summary["results_path"])
     assert list(results.columns) == [

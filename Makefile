@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: setup
 	$(BIN)/plexus scorecards validate
-	$(BIN)/plexus evaluate --scorecard banking77
+	$(BIN)/plexus evaluate --scorecard banking77 --wait
 
 ui: setup
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000

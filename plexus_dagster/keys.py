@@ -6,6 +6,21 @@ SCORECARD_TAG = "plexus/scorecard"
 # The Dagster tag that selects a partition for a run of a partitioned job.
 PARTITION_TAG = "dagster/partition"
 
+# The machine and process id of the local worker running a task, for cancelling it.
+HOST_TAG = "plexus/host"
+PID_TAG = "plexus/pid"
+
+# Live progress of a run, shown in the UI's runs list.
+# The stage running now, as "name (n/N)".
+STAGE_TAG = "plexus/stage"
+# Percent of the current stage done.
+PERCENT_TAG = "plexus/percent"
+# When the task is expected to end, UTC, ISO 8601 to the minute.
+ETA_TAG = "plexus/eta"
+
+# Marks a log message that carries a progress snapshot as JSON after it.
+PROGRESS_MARK = "plexus-progress:"
+
 # Metadata keys on materializations
 ITEMS_PATH = "plexus/items_path"
 ITEM_COUNT = "plexus/items"

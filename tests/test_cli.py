@@ -17,7 +17,7 @@ def env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
 
 
 def test_evaluate_json_runs_a_task_the_instance_records(env: dict[str, str]) -> None:
-    summary = json_output(run(["plexus", "evaluate", "--scorecard", "twacs", "--json"], env))
+    summary = json_output(run(["plexus", "evaluate", "--scorecard", "twacs", "--wait", "--json"], env))
 
     assert summary["scorecard"] == "twacs"
     assert summary["items"] == 491
@@ -38,7 +38,7 @@ def test_evaluate_json_runs_a_task_the_instance_records(env: dict[str, str]) -> 
 
 
 def test_evaluate_prints_a_table_and_the_task_id(env: dict[str, str]) -> None:
-    completed = run(["plexus", "evaluate", "-s", "twacs", "--sample", "100", "--seed", "1"], env)
+    completed = run(["plexus", "evaluate", "-s", "twacs", "--sample", "100", "--seed", "1", "--wait"], env)
 
     assert completed.returncode == 0, completed.stderr
     assert "Scorecard 'twacs' on 100 items" in completed.stdout
@@ -59,12 +59,12 @@ def test_unknown_scorecard_is_refused_before_any_run(env: dict[str, str]) -> Non
 def test_train_then_evaluate_banking77_sample_records_the_model_versions(
     env: dict[str, str],
 ) -> None:
-    trained = run(["plexus", "train", "--scorecard", "banking77"], env)
+    trained = run(["plexus", "train", "--scorecard", "banking77", "--wait"], env)
     assert trained.returncode == 0, trained.stderr
     assert "trained 5 score(s)" in trained.stdout
 
     summary = json_output(
-        run(["plexus", "evaluate", "-s", "banking77", "--sample", "300", "--json"], env)
+        run(["plexus", "evaluate", "-s", "banking77", "--sample", "300", "--wait", "--json"], env)
     )
 
     assert summary["items"] == 300

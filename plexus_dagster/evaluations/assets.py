@@ -17,22 +17,50 @@ from plexus_dagster.evaluations.analysis import (
     metric_rows,
     summarize,
 )
-from plexus_dagster.evaluations.scoring import MissingModelError, load_scores, score_items
+from plexus_dagster.evaluations.scoring import (
+    MissingModelError,
+    TooManyFailures,
+    load_scores,
+    score_items,
+)
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.assets import read_items, scorecard_for_run
 from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.sources.assets import items_key
+from plexus_dagster.tasks.progress import StageSpec, TaskProgress
+from plexus_dagster.tasks.reporting import task_progress
 
 GROUP = "evaluations"
 
 
 class EvaluationConfig(dg.Config):
-    """How many items to evaluate."""
+    """Which items to evaluate and when to give up."""
 
     sample_size: int | None = Field(
         default=None, gt=0, description="Evaluate a random sample of this many items; all if unset."
     )
     seed: int = Field(default=0, description="Seed of the random sample, for repeatable runs.")
+    max_error_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of items whose scoring may fail (each is recorded and skipped) before the "
+            "evaluation fails."
+        ),
+    )
+    report_progress: bool = Field(
+        default=True, description="Write live progress to the event log and the run's tags."
+    )
+
+
+STAGES = [
+    StageSpec("Setup", unit="steps", total=2),
+    StageSpec("Load items"),
+    StageSpec("Score"),
+    StageSpec("Analyze", unit="scores"),
+    StageSpec("Store", unit="files", total=2),
+]
 
 
 def _confusion_metadata(summary: dict[str, dict[str, Any]]) -> dict[str, dg.MetadataValue]:
@@ -76,33 +104,67 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
     def evaluation_results(
         context: dg.AssetExecutionContext, config: EvaluationConfig, plexus: PlexusResource
     ) -> dg.MaterializeResult:
-        started = time.monotonic()
+        with task_progress(context, STAGES, enabled=config.report_progress) as progress:
+            return _evaluate(context, config, plexus, progress)
+
+    return evaluation_results
+
+
+def _evaluate(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    plexus: PlexusResource,
+    progress: TaskProgress,
+) -> dg.MaterializeResult:
+    started = time.monotonic()
+    with progress.stage("Setup", message="reading the scorecard"):
         scorecard = scorecard_for_run(plexus, context.partition_key).config
-        items = read_items(plexus, scorecard.source)
-        if config.sample_size is not None and config.sample_size < len(items):
-            items = items.sample(n=config.sample_size, random_state=config.seed)
+        progress.advance()
+        progress.set_message("loading the classifiers")
         try:
             scores = load_scores(scorecard, plexus.model_store())
         except MissingModelError as e:
             raise dg.Failure(description=str(e)) from e
-        versions = {s.config.key: s.model_version for s in scores if s.model_version}
-        context.log.info(
-            "Evaluating scorecard '%s' on %d items of '%s' with %d scores; models %s.",
-            scorecard.key,
-            len(items),
-            scorecard.source,
-            len(scores),
-            versions or "none",
-        )
+        progress.advance()
+    versions = {s.config.key: s.model_version for s in scores if s.model_version}
 
-        answers, errors = score_items(scores, items)
+    with progress.stage("Load items", message=f"source '{scorecard.source}'"):
+        items = read_items(plexus, scorecard.source)
+        if config.sample_size is not None and config.sample_size < len(items):
+            items = items.sample(n=config.sample_size, random_state=config.seed)
+        progress.advance(len(items))
+    context.log.info(
+        "Evaluating scorecard '%s' on %d items of '%s' with %d scores; models %s.",
+        scorecard.key,
+        len(items),
+        scorecard.source,
+        len(scores),
+        versions or "none",
+    )
+
+    allowed = int(config.max_error_share * len(items))
+    with progress.stage("Score", total=len(items), message=f"{len(scores)} scores"):
+        try:
+            answers, errors = score_items(
+                scores, items, progress=progress, max_failed_items=allowed
+            )
+        except TooManyFailures as e:
+            raise dg.Failure(
+                description=f"Scorecard '{scorecard.key}': {e}",
+                metadata={"stage": "Score", "item_id": str(progress.item_id)},
+            ) from e
+
+    with progress.stage("Analyze", total=len(scorecard.scores)):
         results = attach_labels(scorecard, items, answers)
         summary = summarize(scorecard, results)
+        progress.advance(len(scorecard.scores))
 
+    with progress.stage("Store"):
         folder = results_folder(plexus, scorecard.key, context.run.run_id)
         folder.mkdir(parents=True, exist_ok=True)
         results_path = folder / "results.parquet"
         results.to_parquet(results_path, index=False)
+        progress.advance()
         document = {
             "task_id": context.run.run_id,
             "scorecard": scorecard.key,
@@ -112,33 +174,42 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
             "seed": config.seed,
             "model_versions": versions,
             "results_path": str(results_path),
-            "errors": {"count": errors.count, "first": errors.first},
+            "errors": {"count": errors.count, "items": len(errors.items), "first": errors.first},
             "seconds": round(time.monotonic() - started, 3),
             "scores": summary,
         }
         summary_path = folder / "summary.json"
         summary_path.write_text(json.dumps(document, indent=2))
-        context.log.info(
-            "Evaluated %d items of scorecard '%s' in %.1f s; %d answers failed.",
-            len(items),
-            scorecard.key,
-            document["seconds"],
-            errors.count,
-        )
+        progress.advance()
+    context.log.info(
+        "Evaluated %d items of scorecard '%s' in %.1f s; %d answers failed.",
+        len(items),
+        scorecard.key,
+        document["seconds"],
+        errors.count,
+    )
 
-        table = dg.MetadataValue.md(pd.DataFrame(metric_rows(summary)).to_markdown(index=False))
-        return dg.MaterializeResult(
-            metadata={
-                "metrics": table,
-                keys.ITEM_COUNT: len(items),
-                keys.RESULTS_PATH: dg.MetadataValue.path(str(results_path)),
-                keys.SUMMARY_PATH: dg.MetadataValue.path(str(summary_path)),
-                keys.MODEL_VERSIONS: dg.MetadataValue.json(versions),
-                "errors": errors.count,
-                "dagster/row_count": len(results),
-                **_plot_metadata(summary),
-                **_confusion_metadata(summary),
-            }
-        )
-
-    return evaluation_results
+    progress.complete(
+        {
+            "items": len(items),
+            "failed_items": len(errors.items),
+            "results_path": str(results_path),
+            "summary_path": str(summary_path),
+            "model_versions": versions,
+            "metrics": {row["score"]: row for row in metric_rows(summary)},
+        }
+    )
+    table = dg.MetadataValue.md(pd.DataFrame(metric_rows(summary)).to_markdown(index=False))
+    return dg.MaterializeResult(
+        metadata={
+            "metrics": table,
+            keys.ITEM_COUNT: len(items),
+            keys.RESULTS_PATH: dg.MetadataValue.path(str(results_path)),
+            keys.SUMMARY_PATH: dg.MetadataValue.path(str(summary_path)),
+            keys.MODEL_VERSIONS: dg.MetadataValue.json(versions),
+            "errors": errors.count,
+            "dagster/row_count": len(results),
+            **_plot_metadata(summary),
+            **_confusion_metadata(summary),
+        }
+    )

@@ -2,7 +2,7 @@
 
 import graphlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,7 @@ from plexus_dagster.scorecards.classifiers import (
 )
 from plexus_dagster.scorecards.model_store import ModelStore
 from plexus_dagster.scorecards.models import ScorecardConfig, ScoreConfig
+from plexus_dagster.tasks.progress import TaskProgress
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +71,24 @@ def load_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[ReadyScor
     return ready
 
 
+class TooManyFailures(RuntimeError):
+    """More items failed than the task allows."""
+
+
 @dataclass
 class ScoringErrors:
     """Items whose answer failed, by score; the first few keep their reason."""
 
     count: int = 0
     first: list[dict[str, str]] = field(default_factory=list)
+    items: set[str] = field(default_factory=set)
+    last_item: str | None = None
     keep: int = 20
 
     def add(self, score_key: str, item_id: str, error: Exception) -> None:
         self.count += 1
+        self.items.add(item_id)
+        self.last_item = item_id
         if len(self.first) < self.keep:
             reason = f"{type(error).__name__}: {error}"
             self.first.append({"score_key": score_key, "item_id": item_id, "reason": reason})
@@ -157,19 +166,34 @@ def score_items(
     scores: Sequence[ReadyScore],
     items: pd.DataFrame,
     *,
-    batch_size: int = 5000,
-    on_batch: Callable[[int], None] | None = None,
+    batch_size: int = 1000,
+    progress: TaskProgress | None = None,
+    max_failed_items: int | None = None,
 ) -> tuple[pd.DataFrame, ScoringErrors]:
-    """Answers of every score for every item, in batches; ``on_batch`` hears the count done."""
+    """Answers of every score for every item, in batches counted on ``progress``.
+
+    Raises `TooManyFailures` as soon as more than ``max_failed_items`` items have failed.
+    """
     errors = ScoringErrors()
     ids = items["item_id"].tolist()
     texts = items["text"].tolist()
     frames = []
     for start in range(0, len(ids), batch_size):
         end = start + batch_size
+        if progress is not None:
+            progress.item_id = ids[start]
         frames.append(score_batch(scores, ids[start:end], texts[start:end], errors))
-        if on_batch is not None:
-            on_batch(min(end, len(ids)))
+        if progress is not None:
+            progress.advance(len(ids[start:end]))
+        if max_failed_items is not None and len(errors.items) > max_failed_items:
+            if progress is not None:
+                progress.item_id = errors.last_item
+            first = errors.first[0]
+            raise TooManyFailures(
+                f"{len(errors.items)} items failed, more than the {max_failed_items} allowed; "
+                f"the first, item {first['item_id']!r} of score '{first['score_key']}': "
+                f"{first['reason']}"
+            )
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS), errors
     return pd.concat(frames, ignore_index=True), errors

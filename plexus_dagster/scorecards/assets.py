@@ -10,6 +10,8 @@ from plexus_dagster.scorecards.loader import Scorecard, ScorecardError
 from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.sources.assets import items_key
 from plexus_dagster.sources.normalize import read_labels
+from plexus_dagster.tasks.progress import StageSpec, TaskProgress
+from plexus_dagster.tasks.reporting import task_progress
 
 GROUP = "scorecards"
 
@@ -66,19 +68,49 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
     def trained_models(
         context: dg.AssetExecutionContext, plexus: PlexusResource
     ) -> dg.MaterializeResult:
+        with task_progress(context, TRAIN_STAGES) as progress:
+            versions, train_items = _train(context, plexus, progress)
+            progress.complete({"model_versions": versions, "train_items": train_items})
+        return dg.MaterializeResult(
+            metadata={
+                keys.MODEL_VERSIONS: dg.MetadataValue.json(versions),
+                "train_items": train_items,
+            }
+        )
+
+    return trained_models
+
+
+TRAIN_STAGES = [
+    StageSpec("Setup", unit="steps", total=1),
+    StageSpec("Load items"),
+    StageSpec("Train", unit="scores"),
+]
+
+
+def _train(
+    context: dg.AssetExecutionContext, plexus: PlexusResource, progress: TaskProgress
+) -> tuple[dict[str, str], int]:
+    with progress.stage("Setup", message="reading the scorecard"):
         scorecard = scorecard_for_run(plexus, context.partition_key).config
         trained = [s for s in scorecard.scores if CLASSIFIERS[s.classifier].trainable]
-        if not trained:
-            context.log.info("Scorecard '%s' has no trained scores.", scorecard.key)
-            return dg.MaterializeResult(metadata={keys.MODEL_VERSIONS: dg.MetadataValue.json({})})
+        progress.advance()
+    if not trained:
+        context.log.info("Scorecard '%s' has no trained scores.", scorecard.key)
+        return {}, 0
 
-        assert scorecard.train_source is not None  # validated with the scorecard
+    assert scorecard.train_source is not None  # validated with the scorecard
+    with progress.stage("Load items", message=f"source '{scorecard.train_source}'"):
         items = read_items(plexus, scorecard.train_source)
         labels = read_labels(items)
         texts = items["text"].tolist()
-        store = plexus.model_store()
-        versions = {}
-        for score in trained:
+        progress.advance(len(items))
+
+    store = plexus.model_store()
+    versions = {}
+    with progress.stage("Train", total=len(trained)):
+        for number, score in enumerate(trained, start=1):
+            progress.set_message(f"training '{score.key}' ({number}/{len(trained)})")
             assert score.label is not None  # validated with the scorecard
             derived = [score.label.derive(item) for item in labels]
             pairs = [(text, label) for text, label in zip(texts, derived, strict=True) if label]
@@ -98,6 +130,7 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
                 },
             )
             versions[score.key] = stored.version
+            progress.advance()
             context.log.info(
                 "Trained score '%s' on %d items of '%s' as version %s.",
                 score.key,
@@ -105,11 +138,4 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
                 scorecard.train_source,
                 stored.version,
             )
-        return dg.MaterializeResult(
-            metadata={
-                keys.MODEL_VERSIONS: dg.MetadataValue.json(versions),
-                "train_items": len(items),
-            }
-        )
-
-    return trained_models
+    return versions, len(items)

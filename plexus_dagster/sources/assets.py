@@ -1,12 +1,17 @@
 """One pair of assets per declared source: the located file and its normalized items."""
 
+from pathlib import Path
+
 import dagster as dg
+import pandas as pd
 
 from plexus_dagster import keys
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.sources.loading import SourceError, locate_source, read_source
 from plexus_dagster.sources.models import SourceConfig
 from plexus_dagster.sources.normalize import normalize_items, write_items
+from plexus_dagster.tasks.progress import StageSpec, TaskProgress
+from plexus_dagster.tasks.reporting import task_progress
 
 GROUP = "sources"
 
@@ -17,6 +22,30 @@ def source_key(name: str) -> dg.AssetKey:
 
 def items_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["items", name])
+
+
+RAW_STAGES = [StageSpec("Locate", unit="files", total=1), StageSpec("Read", unit="files", total=1)]
+ITEMS_STAGES = [
+    *RAW_STAGES,
+    StageSpec("Normalize", unit="rows"),
+    StageSpec("Store", unit="files", total=2),
+]
+
+
+def _locate_and_read(
+    source: SourceConfig, plexus: PlexusResource, progress: TaskProgress
+) -> tuple[Path, pd.DataFrame]:
+    """The source's file, downloaded when needed, and its rows; a `dg.Failure` naming both."""
+    try:
+        with progress.stage("Locate", message=source.path or source.url or ""):
+            path = locate_source(source, plexus.settings)
+            progress.advance()
+        with progress.stage("Read", message=str(path)):
+            frame = read_source(source, path)
+            progress.advance()
+    except SourceError as e:
+        raise dg.Failure(description=str(e), metadata={"source": source.name}) from e
+    return path, frame
 
 
 def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
@@ -34,12 +63,9 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
     def raw_source(
         context: dg.AssetExecutionContext, plexus: PlexusResource
     ) -> dg.MaterializeResult:
-        try:
-            path = locate_source(source, plexus.settings)
-            frame = read_source(source, path)
-        except SourceError as e:
-            raise dg.Failure(description=str(e), metadata={"source": source.name}) from e
-
+        with task_progress(context, RAW_STAGES) as progress:
+            path, frame = _locate_and_read(source, plexus, progress)
+            progress.complete({"path": str(path), "rows": len(frame)})
         context.log.info("Source '%s' has %d rows at %s.", source.name, len(frame), path)
         return dg.MaterializeResult(
             metadata={
@@ -61,17 +87,27 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
         kinds={"parquet", "pandas"},
     )
     def items(context: dg.AssetExecutionContext, plexus: PlexusResource) -> dg.MaterializeResult:
-        try:
-            frame = read_source(source, locate_source(source, plexus.settings))
-        except SourceError as e:
-            raise dg.Failure(description=str(e), metadata={"source": source.name}) from e
-        normalized = normalize_items(source, frame)
-
-        target = plexus.items_path(source.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_items(normalized.items, str(target))
-        rejected_path = target.with_suffix(".rejected.csv")
-        normalized.rejected.to_csv(rejected_path, index=False)
+        with task_progress(context, ITEMS_STAGES) as progress:
+            _, frame = _locate_and_read(source, plexus, progress)
+            with progress.stage("Normalize", total=len(frame)):
+                normalized = normalize_items(source, frame)
+                progress.advance(len(frame))
+            with progress.stage("Store"):
+                target = plexus.items_path(source.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_items(normalized.items, str(target))
+                progress.advance()
+                rejected_path = target.with_suffix(".rejected.csv")
+                normalized.rejected.to_csv(rejected_path, index=False)
+                progress.advance()
+            progress.complete(
+                {
+                    "items": len(normalized.items),
+                    "rejected": len(normalized.rejected),
+                    "items_path": str(target),
+                    "rejected_path": str(rejected_path),
+                }
+            )
 
         rejected = normalized.rejected
         context.log.info(

@@ -1,4 +1,4 @@
-"""Running the project's jobs as tasks in an instance, as the CLI and benchmarks do.
+"""Running the project's jobs as tasks, as the CLI and benchmarks do.
 
 Each task is one Dagster run, recorded in the instance so that the UI shows it. A task whose
 inputs are missing first runs the task that makes them: items before training and evaluation,
@@ -7,6 +7,7 @@ training before an evaluation of a scorecard whose trained scores have no curren
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +22,21 @@ from plexus_dagster.scorecards.loader import Scorecard
 from plexus_dagster.scorecards.partitions import register_scorecards
 from plexus_dagster.sources.assets import items_key, source_key
 from plexus_dagster.sources.loading import SourceError, locate_source
+from plexus_dagster.tasks.launch import InProcessLauncher, Launcher, RunRequest
+from plexus_dagster.tasks.reading import TaskReader, TaskView
 
 logger = logging.getLogger(__name__)
 
 Announce = Callable[[str], None]
+Follow = Callable[[TaskReader], TaskView]
 
 
 class TaskFailed(RuntimeError):
-    """A task's run failed; the message is what the run reported."""
+    """A task's run did not succeed; the message is what the run reported."""
 
-    def __init__(self, job: str, run_id: str, reason: str) -> None:
+    def __init__(self, job: str, run_id: str, status: str, reason: str) -> None:
         self.run_id = run_id
-        super().__init__(f"Task {run_id} ({job}) failed: {reason}")
+        super().__init__(f"Task {run_id} ({job}) ended {status}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -40,42 +44,44 @@ class TaskResult:
     job: str
     run_id: str
     metadata: dict[str, Any]
+    finished: bool = True
 
 
-def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    reasons = []
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            reasons.append(data.user_failure_data.description)
-        elif data.error is not None:
-            reasons.append(data.error.message.strip())
-    return "\n".join(reasons) or "the run failed before any step ran; see the run in the UI"
-
-
-def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for materialization in result.get_asset_materialization_events():
-        for name, entry in materialization.materialization.metadata.items():
-            values[name] = entry.value
-    return values
+def wait_quietly(reader: TaskReader, *, poll: float = 0.5) -> TaskView:
+    """Polls a task until it ends."""
+    view = reader.poll()
+    while not view.finished:
+        time.sleep(poll)
+        view = reader.poll()
+    return view
 
 
 class TaskRunner:
-    """Runs jobs of ``defs`` in ``instance``, logging at ``log_level`` to the console."""
+    """Starts jobs of ``defs`` as tasks in ``instance`` and follows them to their end.
+
+    Args:
+        launcher: how runs start; in this process unless given.
+        follow: called with a reader of each task that must be waited for, returns at its end;
+            the CLI draws progress bars here.
+        announce: hears what the runner decides, such as training before an evaluation.
+    """
 
     def __init__(
         self,
         defs: dg.Definitions,
         instance: dg.DagsterInstance,
         *,
-        log_level: str = "WARNING",
+        launcher: Launcher | None = None,
+        follow: Follow = wait_quietly,
         announce: Announce = logger.info,
+        log_level: str = "WARNING",
     ) -> None:
         self.defs = defs
         self.instance = instance
-        self.log_level = log_level
+        self.launcher = launcher or InProcessLauncher(defs, instance)
+        self.follow = follow
         self.announce = announce
+        self.log_level = log_level
         resources = defs.resources or {}
         self.plexus: PlexusResource = resources["plexus"]
 
@@ -86,23 +92,32 @@ class TaskRunner:
         partition: str | None = None,
         config: dict[str, Any] | None = None,
         asset_selection: list[dg.AssetKey] | None = None,
+        wait: bool = True,
     ) -> TaskResult:
-        run_config: dict[str, Any] = {
-            "loggers": {"console": {"config": {"log_level": self.log_level}}},
-            **(config or {}),
-        }
-        tags = {keys.SCORECARD_TAG: partition} if partition else {}
-        result = self.defs.resolve_job_def(job).execute_in_process(
-            run_config=run_config,
-            instance=self.instance,
-            partition_key=partition,
-            asset_selection=asset_selection,
-            tags=tags,
-            raise_on_error=False,
+        """Starts a task; with ``wait``, follows it and raises `TaskFailed` unless it succeeds."""
+        request = RunRequest(
+            job=job,
+            partition=partition,
+            run_config={
+                "loggers": {"console": {"config": {"log_level": self.log_level}}},
+                **(config or {}),
+            },
+            asset_selection=[list(key.path) for key in asset_selection]
+            if asset_selection
+            else None,
         )
-        if not result.success:
-            raise TaskFailed(job, result.run_id, _failure_reason(result))
-        return TaskResult(job=job, run_id=result.run_id, metadata=_metadata(result))
+        run_id = self.launcher.start(request)
+        if not wait:
+            return TaskResult(job=job, run_id=run_id, metadata={}, finished=False)
+        view = self.follow(TaskReader(self.instance, run_id))
+        if view.status != dg.DagsterRunStatus.SUCCESS:
+            error = view.error()
+            reason = error["message"] if error else "see the run in the UI"
+            raise TaskFailed(job, run_id, view.status.value, reason)
+        metadata: dict[str, Any] = {}
+        for values in view.materializations.values():
+            metadata.update(values)
+        return TaskResult(job=job, run_id=run_id, metadata=metadata)
 
     def register(self, scorecards: dict[str, Scorecard]) -> None:
         added = register_scorecards(self.instance, sorted(scorecards))
@@ -140,24 +155,32 @@ class TaskRunner:
         )
         return [self.train(scorecard)]
 
-    def train(self, scorecard: Scorecard) -> TaskResult:
+    def train(self, scorecard: Scorecard, *, wait: bool = True) -> TaskResult:
         config = scorecard.config
-        prerequisites = [config.train_source] if config.train_source else []
-        self.ensure_items(prerequisites)
-        return self.run("train_job", partition=scorecard.key)
+        self.ensure_items([config.train_source] if config.train_source else [])
+        return self.run("train_job", partition=scorecard.key, wait=wait)
 
     def evaluate(
-        self, scorecard: Scorecard, *, sample_size: int | None = None, seed: int = 0
-    ) -> tuple[TaskResult, dict[str, Any]]:
-        """Evaluates ``scorecard``, running the tasks it needs first; returns the summary too."""
+        self,
+        scorecard: Scorecard,
+        *,
+        sample_size: int | None = None,
+        seed: int = 0,
+        options: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> tuple[TaskResult, dict[str, Any] | None]:
+        """Evaluates ``scorecard`` after the tasks it needs; with ``wait``, returns the summary."""
         self.ensure_items([scorecard.config.source])
         self.ensure_models(scorecard)
         self.announce(f"Evaluating scorecard '{scorecard.key}'.")
-        op_config = {"sample_size": sample_size, "seed": seed}
+        op_config = {"sample_size": sample_size, "seed": seed, **(options or {})}
         result = self.run(
             "evaluation_job",
             partition=scorecard.key,
             config={"ops": {"evaluation_results": {"config": op_config}}},
+            wait=wait,
         )
+        if not result.finished:
+            return result, None
         summary_path = Path(str(result.metadata[keys.SUMMARY_PATH]))
         return result, json.loads(summary_path.read_text())

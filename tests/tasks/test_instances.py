@@ -50,7 +50,7 @@ def evaluated_on_postgres(
     postgres_home: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     env = command_env(postgres_home, tmp_path_factory.mktemp("storage"), data_dir)
-    summary = json_output(run(["plexus", "evaluate", "--scorecard", "twacs", "--json"], env))
+    summary = json_output(run(["plexus", "evaluate", "--scorecard", "twacs", "--wait", "--json"], env))
     return {"env": env, "summary": summary}
 
 

@@ -1,16 +1,28 @@
 """Helpers for tests that run the project's commands as a user would."""
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
+import select
 import socket
+import struct
 import subprocess
 import sys
+import termios
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import psycopg2
 
 from plexus_dagster.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
 def command_env(home: Path, storage: Path, data_dir: Path) -> dict[str, str]:
@@ -45,3 +57,63 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def postgres_home(folder: Path) -> Iterator[Path]:
+    """A DAGSTER_HOME in ``folder`` whose storage is a fresh database on the machine's Postgres."""
+    database = f"plexus_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(dbname="postgres", **POSTGRES)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{database}"')
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").write_text(
+        "telemetry: {enabled: false}\n"
+        "run_coordinator:\n"
+        "  module: dagster._core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+        "storage:\n  postgres:\n    postgres_db:\n"
+        f"      hostname: {POSTGRES['host']}\n      port: {POSTGRES['port']}\n"
+        f"      username: {POSTGRES['user']}\n      db_name: {database}\n"
+        # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql scheme; psycopg2 is installed.
+        "      scheme: postgresql+psycopg2\n"
+    )
+    try:
+        yield folder
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 300) -> tuple[int, str]:
+    """Runs a command on a pseudo-terminal, as a person at a terminal would; returns its screen."""
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    process = subprocess.Popen(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=PROJECT_ROOT,
+        env={**env, "TERM": "xterm-256color"},
+        stdin=child,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output.extend(chunk)
+        elif process.poll() is not None:
+            break
+    os.close(main)
+    code = process.wait(timeout=30)
+    return code, output.decode(errors="replace")

@@ -17,7 +17,8 @@ def env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
 
 
 def test_evaluate_json_runs_a_task_the_instance_records(env: dict[str, str]) -> None:
-    summary = json_output(run(["plexus", "evaluate", "--scorecard", "twacs", "--wait", "--json"], env))
+    command = ["plexus", "evaluate", "--scorecard", "twacs", "--wait", "--json"]
+    summary = json_output(run(command, env))
 
     assert summary["scorecard"] == "twacs"
     assert summary["items"] == 491
@@ -38,7 +39,8 @@ def test_evaluate_json_runs_a_task_the_instance_records(env: dict[str, str]) -> 
 
 
 def test_evaluate_prints_a_table_and_the_task_id(env: dict[str, str]) -> None:
-    completed = run(["plexus", "evaluate", "-s", "twacs", "--sample", "100", "--seed", "1", "--wait"], env)
+    command = ["plexus", "evaluate", "-s", "twacs", "--sample", "100", "--seed", "1", "--wait"]
+    completed = run(command, env)
 
     assert completed.returncode == 0, completed.stderr
     assert "Scorecard 'twacs' on 100 items" in completed.stdout

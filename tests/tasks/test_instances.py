@@ -4,45 +4,25 @@ import json
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import psycopg2
 import pytest
 
 from plexus_dagster.instance import INSTANCE_TEMPLATE, project_instance
 from plexus_dagster.settings import PROJECT_ROOT
 from tests.integration import BIN, command_env, free_port, json_output, run
+from tests.integration import postgres_home as make_postgres_home
 
 pytestmark = pytest.mark.integration
-
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
 @pytest.fixture(scope="module")
 def postgres_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A DAGSTER_HOME whose storage is a fresh database on the machine's Postgres."""
-    database = f"plexus_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(dbname="postgres", **POSTGRES)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{database}"')
-    home = tmp_path_factory.mktemp("postgres_home")
-    (home / "dagster.yaml").write_text(
-        "telemetry: {enabled: false}\n"
-        "storage:\n  postgres:\n    postgres_db:\n"
-        f"      hostname: {POSTGRES['host']}\n      port: {POSTGRES['port']}\n"
-        f"      username: {POSTGRES['user']}\n      db_name: {database}\n"
-        # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql scheme; psycopg2 is installed.
-        "      scheme: postgresql+psycopg2\n"
-    )
-    yield home
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    admin.close()
+    with make_postgres_home(tmp_path_factory.mktemp("postgres") / "home") as home:
+        yield home
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +30,8 @@ def evaluated_on_postgres(
     postgres_home: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     env = command_env(postgres_home, tmp_path_factory.mktemp("storage"), data_dir)
-    summary = json_output(run(["plexus", "evaluate", "--scorecard", "twacs", "--wait", "--json"], env))
+    command = ["plexus", "evaluate", "--scorecard", "twacs", "--wait", "--json"]
+    summary = json_output(run(command, env))
     return {"env": env, "summary": summary}
 
 

@@ -3,6 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup run ui test test-unit check format clean
@@ -19,8 +20,12 @@ run: setup
 	$(BIN)/plexus scorecards validate
 	$(BIN)/plexus evaluate --scorecard banking77 --wait
 
+# Started from the instance folder: dagster warns about the template dagster.yaml when it runs
+# beside it with another DAGSTER_HOME.
 ui: setup
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/plexus scorecards register
+	cd "$(DAGSTER_HOME)" && "$(CURDIR)/$(BIN)/dagster" dev -h 127.0.0.1 -p $(PORT) \
+		-w "$(CURDIR)/workspace.yaml"
 
 test: setup
 	$(BIN)/pytest

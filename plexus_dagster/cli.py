@@ -6,18 +6,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from plexus_dagster.evaluations.analysis import METRIC_NAMES
 from plexus_dagster.scorecards.loader import (
     Scorecard,
+    ScorecardCatalog,
     ScorecardError,
+    catalog_scorecards,
     load_scorecards,
     scorecard_files,
 )
 from plexus_dagster.settings import get_settings
-from plexus_dagster.sources.models import SourceConfigError, load_sources
+from plexus_dagster.sources.models import SourceConfigError, label_fields, load_sources
 
 app = typer.Typer(
     help="Score conversations with scorecards and measure them against human labels.",
@@ -27,48 +31,62 @@ app = typer.Typer(
 scorecards_app = typer.Typer(help="List and validate scorecards.", no_args_is_help=True)
 app.add_typer(scorecards_app, name="scorecards")
 
-out = Console()
+# Markup is off: messages hold user text such as regular expressions with square brackets.
+out = Console(markup=False, highlight=False)
 if not out.is_terminal:
     # Piped output is read by people too: keep the metrics table on one line per score.
-    out = Console(width=140)
-err = Console(stderr=True)
+    out = Console(markup=False, highlight=False, width=140)
+err = Console(stderr=True, markup=False, highlight=False)
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error: ", "red"), message), soft_wrap=True)
     return typer.Exit(code)
 
 
-def _known_sources() -> set[str]:
+def _known_sources() -> dict[str, list[str]]:
     try:
-        return set(load_sources(get_settings().sources_dir))
+        return label_fields(load_sources(get_settings().sources_dir))
     except SourceConfigError as e:
         raise _fail(f"the source files are invalid:\n{e}") from e
 
 
-def _all_scorecards() -> dict[str, Scorecard]:
+def _catalog() -> ScorecardCatalog:
     files = scorecard_files(get_settings().scorecards_dir)
-    try:
-        return load_scorecards(files, known_sources=_known_sources())
-    except ScorecardError as e:
-        raise _fail(f"scorecards are invalid; fix them before running:\n{e}") from e
+    return catalog_scorecards(files, known_sources=_known_sources())
+
+
+def _warn_broken(catalog: ScorecardCatalog) -> None:
+    if catalog.errors:
+        files = sorted({str(problem.path) for problem in catalog.errors})
+        err.print(
+            f"warning: {len(files)} scorecard file(s) are invalid and were left out: "
+            f"{', '.join(files)}. `plexus scorecards validate` lists the problems.",
+            style="yellow",
+        )
 
 
 def _scorecard(key: str) -> tuple[Scorecard, dict[str, Scorecard]]:
-    scorecards = _all_scorecards()
-    if key not in scorecards:
-        known = ", ".join(sorted(scorecards)) or "none"
-        raise _fail(f"unknown scorecard {key!r}; known scorecards: {known}")
-    return scorecards[key], scorecards
+    """The valid scorecard ``key`` and every valid scorecard; exits 2 when it cannot run."""
+    catalog = _catalog()
+    try:
+        chosen = catalog.find(key)
+    except ScorecardError as e:
+        raise _fail(f"scorecard {key!r} is invalid; fix it before running:\n{e}") from e
+    except KeyError as e:
+        raise _fail(str(e.args[0])) from e
+    _warn_broken(catalog)
+    return chosen, catalog.scorecards
 
 
 @scorecards_app.command("list")
-def scorecards_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List the scorecards of the scorecards folder."""
-    scorecards = _all_scorecards()
-    rows = [
+def scorecards_list(as_json: AsJson = False) -> None:
+    """List the scorecards of the scorecards folder, and the files that are invalid."""
+    catalog = _catalog()
+    rows: list[dict[str, Any]] = [
         {
             "key": s.key,
             "name": s.config.name,
@@ -76,18 +94,29 @@ def scorecards_list(
             "train_source": s.config.train_source,
             "scores": [score.key for score in s.config.scores],
             "path": str(s.path),
+            "valid": True,
         }
-        for s in scorecards.values()
+        for s in catalog.scorecards.values()
     ]
+    problems: dict[str, list[str]] = {}
+    for problem in catalog.errors:
+        problems.setdefault(str(problem.path), []).append(str(problem))
+    for path, messages in problems.items():
+        rows.append({"path": path, "valid": False, "problems": messages})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("key", "name", "source", "train source", "scores")
-    for s in scorecards.values():
-        config = s.config
-        train_source = config.train_source or ""
-        table.add_row(s.key, config.name, config.source, train_source, str(len(config.scores)))
+    table = Table("key", "name", "source", "train source", "scores", "file")
+    for row in rows:
+        if row["valid"]:
+            cells = [row["key"], row["name"], row["source"], row["train_source"] or ""]
+            table.add_row(*cells, str(len(row["scores"])), row["path"])
+        else:
+            count = len(row["problems"])
+            table.add_row("", f"invalid: {count} problem(s)", "", "", "", row["path"])
     out.print(table)
+    if problems:
+        out.print("`plexus scorecards validate` lists the problems of the invalid files.")
 
 
 @scorecards_app.command("validate")
@@ -99,16 +128,18 @@ def scorecards_validate(
 ) -> None:
     """Check scorecards; print every problem with its file and line, exit 1 if there is one."""
     targets = paths or [get_settings().scorecards_dir]
-    files = [file for target in targets for file in scorecard_files(target)]
+    files = scorecard_files(*targets)
+    if not files:
+        raise _fail(f"no scorecard files (*.yaml, *.yml) in {', '.join(map(str, targets))}", 1)
     try:
         scorecards = load_scorecards(files, known_sources=_known_sources())
     except ScorecardError as e:
         for problem in e.errors:
-            err.print(str(problem), highlight=False, soft_wrap=True)
-        err.print(f"[red]{len(e.errors)} problem(s) found.[/red]")
+            err.print(str(problem), soft_wrap=True)
+        err.print(f"{len(e.errors)} problem(s) found.", style="red")
         raise typer.Exit(1) from e
     for scorecard in scorecards.values():
-        out.print(f"{scorecard.path}: scorecard '{scorecard.key}' is valid", highlight=False)
+        out.print(f"{scorecard.path}: scorecard '{scorecard.key}' is valid")
 
 
 @scorecards_app.command("register")
@@ -117,12 +148,13 @@ def scorecards_register() -> None:
 
     The other commands do this themselves; run it before `dagster job execute` or the UI.
     """
-    from plexus_dagster.instance import project_instance
     from plexus_dagster.scorecards.partitions import register_scorecards
 
-    scorecards = _all_scorecards()
-    added = register_scorecards(project_instance(), sorted(scorecards))
-    out.print(f"Scorecard partitions: {', '.join(sorted(scorecards))}; new: {len(added)}.")
+    catalog = _catalog()
+    _warn_broken(catalog)
+    keys = sorted(catalog.scorecards)
+    added = register_scorecards(_instance(), keys)
+    out.print(f"Scorecard partitions: {', '.join(keys)}; new: {len(added)}.")
 
 
 def _instance() -> Any:
@@ -141,10 +173,10 @@ def _runner() -> Any:
     instance = _instance()
 
     def announce(message: str) -> None:
-        err.print(message, highlight=False)
+        err.print(message)
 
     def follow(reader: Any) -> Any:
-        err.print(f"Task {reader.run_id} ({reader.view.run.job_name}) started.", highlight=False)
+        err.print(f"Task {reader.run_id} ({reader.view.run.job_name}) started.")
         return watch(reader, err)
 
     return TaskRunner(
@@ -152,11 +184,31 @@ def _runner() -> Any:
     )
 
 
+HEADERS = {
+    "accuracy": "acc",
+    "precision": "prec",
+    "recall": "rec",
+    "f1": "F1",
+    "ac1": "AC1",
+    "kappa": "kappa",
+}
+
+
 def _metrics_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"Scorecard '{summary['scorecard']}' on {summary['items']} items")
-    table.add_column("score", no_wrap=True)
-    for name in (*METRIC_NAMES, "evaluated", "skipped", "errors"):
-        table.add_column(name, justify="right")
+    items = f"{summary['items']} items"
+    if summary.get("sample_size") and summary["items"] < summary.get("population", 0):
+        items += f" (a sample of {summary['population']}, seed {summary['seed']})"
+    table = Table(
+        title=f"Scorecard '{summary['scorecard']}' on {items}",
+        caption="yes/no scores: figures of 'yes'; other scores: macro averages",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("score", overflow="fold")
+    for name in METRIC_NAMES:
+        table.add_column(HEADERS[name], justify="right", no_wrap=True)
+    for name in ("evaluated", "skipped", "errors"):
+        table.add_column(name[:4], justify="right", no_wrap=True)
     for key, figures in summary["scores"].items():
         metrics = [
             "-" if figures[name] is None else f"{figures[name]:.3f}" for name in METRIC_NAMES
@@ -171,7 +223,6 @@ Wait = Annotated[
     bool,
     typer.Option("--wait", "-w", help="Watch the task until it ends; otherwise print its ID."),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
 def _submitted(result: Any, as_json: bool) -> None:
@@ -180,7 +231,6 @@ def _submitted(result: Any, as_json: bool) -> None:
     else:
         out.print(
             f"Task {result.run_id} submitted. Watch it with: plexus tasks watch {result.run_id}",
-            highlight=False,
         )
 
 
@@ -201,12 +251,15 @@ def train(scorecard: ScorecardOption, wait: Wait = False, as_json: AsJson = Fals
         _submitted(result, as_json)
         return
     versions = result.metadata.get("plexus/model_versions") or {}
+    if not versions and not as_json:
+        out.print(f"Task {result.run_id}: scorecard '{chosen.key}' has no trained scores.")
+        return
     if as_json:
         print(json.dumps({"task_id": result.run_id, "model_versions": versions}))
         return
     out.print(f"Task {result.run_id}: trained {len(versions)} score(s) of '{chosen.key}'.")
     for key, version in versions.items():
-        out.print(f"  {key}: version {version}", highlight=False)
+        out.print(f"  {key}: version {version}")
 
 
 @app.command()
@@ -233,6 +286,8 @@ def evaluate(
     from plexus_dagster.tasks.runs import TaskFailed
 
     chosen, scorecards = _scorecard(scorecard)
+    if sample is None and seed != 0:
+        err.print("--seed has no effect without --sample; evaluating every item.")
     runner = _runner()
     runner.register(scorecards)
     try:
@@ -252,7 +307,8 @@ def evaluate(
         print(json.dumps(summary))
         return
     out.print(_metrics_table(summary))
-    out.print(f"Task {result.run_id}. Per-item results: {summary['results_path']}", highlight=False)
+    out.print(f"Task {result.run_id}.")
+    out.print(f"Per-item results: {summary['results_path']}", soft_wrap=True)
 
 
 tasks_app = typer.Typer(help="List, show, watch and cancel tasks.", no_args_is_help=True)
@@ -343,16 +399,15 @@ def tasks_show(task_id: TaskId, as_json: AsJson = False) -> None:
             stage["message"] or "",
         )
     out.print(table)
-    out.print(resources_line(document["resources"]), highlight=False)
+    out.print(resources_line(document["resources"]))
     if document["error"]:
         error = document["error"]
         out.print(
-            f"[red]error[/red] in stage {error.get('stage')!r} after {error.get('processed')} "
+            f"error in stage {error.get('stage')!r} after {error.get('processed')} "
             f"items, item {error.get('item_id')!r}: {error['message']}",
-            highlight=False,
         )
     for name, values in document["results"].items():
-        out.print(f"results of {name}: {json.dumps(values, default=str)[:2000]}", highlight=False)
+        out.print(f"results of {name}: {json.dumps(values, default=str)[:2000]}")
 
 
 @tasks_app.command("watch")
@@ -361,7 +416,7 @@ def tasks_watch(task_id: TaskId) -> None:
     from plexus_dagster.tasks.watch import watch
 
     view = watch(_reader(task_id), out)
-    out.print(f"Task {view.id} ended {view.status.value}.", highlight=False)
+    out.print(f"Task {view.id} ended {view.status.value}.")
     if view.status.value != "SUCCESS":
         raise typer.Exit(1)
 
@@ -384,7 +439,7 @@ def tasks_logs(
         for line in reader.lines[printed:]:
             moment = datetime.fromtimestamp(line.timestamp, UTC).strftime("%H:%M:%S")
             step = f" [{line.step}]" if line.step else ""
-            out.print(f"{moment} {line.level:<7}{step} {line.text}", highlight=False, markup=False)
+            out.print(f"{moment} {line.level:<7}{step} {line.text}")
         printed = len(reader.lines)
         if not follow or view.finished:
             break
@@ -397,7 +452,7 @@ def tasks_cancel(task_id: TaskId) -> None:
     from plexus_dagster.tasks.launch import cancel_task
 
     reader = _reader(task_id)
-    out.print(cancel_task(reader.instance, reader.run_id), highlight=False)
+    out.print(cancel_task(reader.instance, reader.run_id))
 
 
 def main() -> None:

@@ -5,10 +5,16 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from plexus_dagster.scorecards.loader import Scorecard, load_scorecards, scorecard_files
+from plexus_dagster.scorecards.loader import (
+    Scorecard,
+    ScorecardCatalog,
+    catalog_scorecards,
+    load_scorecards,
+    scorecard_files,
+)
 from plexus_dagster.scorecards.model_store import ModelStore
 from plexus_dagster.settings import PlexusSettings
-from plexus_dagster.sources.models import SourceConfig, load_sources
+from plexus_dagster.sources.models import SourceConfig, label_fields, load_sources
 
 
 class PlexusResource(dg.ConfigurableResource):
@@ -46,7 +52,12 @@ class PlexusResource(dg.ConfigurableResource):
     def scorecards(self) -> dict[str, Scorecard]:
         """Every scorecard, validated; raises `ScorecardError` naming each bad file and line."""
         files = scorecard_files(Path(self.scorecards_dir))
-        return load_scorecards(files, known_sources=set(self.sources()))
+        return load_scorecards(files, known_sources=label_fields(self.sources()))
+
+    def catalog(self) -> ScorecardCatalog:
+        """The valid scorecards, and the problems of the files that are not."""
+        files = scorecard_files(Path(self.scorecards_dir))
+        return catalog_scorecards(files, known_sources=label_fields(self.sources()))
 
     def model_store(self) -> ModelStore:
         return ModelStore(self.settings.models_dir)

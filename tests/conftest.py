@@ -15,13 +15,17 @@ from plexus_dagster.tasks.runs import TaskRunner
 
 def _data_dir() -> Path:
     configured = os.environ.get("PLEXUS_DATA_DIR")
-    folder = Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "data"
+    return Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "data"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    folder = _data_dir()
     if not (folder / "banking77" / "test.csv").is_file():
-        raise pytest.UsageError(
+        pytest.exit(
             f"The tests read the real labelled data and found none in {folder}. "
-            "Set PLEXUS_DATA_DIR to the folder holding banking77/ and twacs/."
+            "Set PLEXUS_DATA_DIR to the folder holding banking77/ and twacs/.",
+            returncode=4,
         )
-    return folder
 
 
 @pytest.fixture(scope="session")

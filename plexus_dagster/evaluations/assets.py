@@ -118,7 +118,7 @@ def _evaluate(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     with progress.stage("Setup", message="reading the scorecard"):
-        scorecard = scorecard_for_run(plexus, context.partition_key).config
+        scorecard = scorecard_for_run(context, plexus).config
         progress.advance()
         progress.set_message("loading the classifiers")
         try:
@@ -130,8 +130,16 @@ def _evaluate(
 
     with progress.stage("Load items", message=f"source '{scorecard.source}'"):
         items = read_items(plexus, scorecard.source)
-        if config.sample_size is not None and config.sample_size < len(items):
+        population = len(items)
+        if config.sample_size is not None and config.sample_size < population:
             items = items.sample(n=config.sample_size, random_state=config.seed)
+        elif config.sample_size is not None:
+            context.log.warning(
+                "The sample size %d is not below the %d items of '%s'; evaluating all of them.",
+                config.sample_size,
+                population,
+                scorecard.source,
+            )
         progress.advance(len(items))
     context.log.info(
         "Evaluating scorecard '%s' on %d items of '%s' with %d scores; models %s.",
@@ -170,6 +178,7 @@ def _evaluate(
             "scorecard": scorecard.key,
             "source": scorecard.source,
             "items": len(items),
+            "population": population,
             "sample_size": config.sample_size,
             "seed": config.seed,
             "model_versions": versions,
@@ -204,6 +213,9 @@ def _evaluate(
         metadata={
             "metrics": table,
             keys.ITEM_COUNT: len(items),
+            "plexus/population": population,
+            "plexus/sample_size": config.sample_size or 0,
+            "plexus/seed": config.seed,
             keys.RESULTS_PATH: dg.MetadataValue.path(str(results_path)),
             keys.SUMMARY_PATH: dg.MetadataValue.path(str(summary_path)),
             keys.MODEL_VERSIONS: dg.MetadataValue.json(versions),

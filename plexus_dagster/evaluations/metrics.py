@@ -99,7 +99,12 @@ def agreement(
             "f1": None,
             "ac1": None,
             "kappa": None,
-            "confusion_matrix": {"labels": list(classes), "matrix": []},
+            "confusion_matrix": {
+                "labels": list(classes),
+                "matrix": [],
+                "rows": "label",
+                "columns": "predicted",
+            },
             "per_class": {},
         }
     matrix = ConfusionMatrix.build(actual, predicted, classes)
@@ -118,6 +123,11 @@ def agreement(
         "f1": float(headline["f1"]),
         "ac1": gwet_ac1(matrix, len(classes)),
         "kappa": cohen_kappa(matrix),
-        "confusion_matrix": {"labels": matrix.labels, "matrix": matrix.matrix.tolist()},
+        "confusion_matrix": {
+            "labels": matrix.labels,
+            "matrix": matrix.matrix.tolist(),
+            "rows": "label",
+            "columns": "predicted",
+        },
         "per_class": classes_figures,
     }

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from plexus_dagster import keys
 from plexus_dagster.resources import PlexusResource
@@ -16,23 +17,27 @@ from plexus_dagster.tasks.reporting import task_progress
 GROUP = "scorecards"
 
 
-def scorecard_for_run(plexus: PlexusResource, key: str) -> Scorecard:
+def scorecard_for_run(context: dg.AssetExecutionContext, plexus: PlexusResource) -> Scorecard:
     """The scorecard a run's partition names, validated; a `dg.Failure` when it cannot run."""
-    try:
-        scorecards = plexus.scorecards()
-    except ScorecardError as e:
-        raise dg.Failure(
-            description=f"Scorecards are invalid; fix them before running:\n{e}",
-        ) from e
-    if key not in scorecards:
-        known = ", ".join(sorted(scorecards)) or "none"
+    if not context.has_partition_key:
         raise dg.Failure(
             description=(
-                f"Unknown scorecard {key!r}: no file in {plexus.scorecards_dir} has this key. "
-                f"Known scorecards: {known}."
+                f"Job '{context.job_name}' runs one scorecard, its partition, and none was given. "
+                "Pick one, e.g. dagster job execute ... --tags "
+                '\'{"dagster/partition": "banking77"}\' or --partition banking77 with '
+                "dagster asset materialize."
             )
         )
-    return scorecards[key]
+    try:
+        return plexus.catalog().find(context.partition_key)
+    except ScorecardError as e:
+        raise dg.Failure(
+            description=f"Scorecard {context.partition_key!r} is invalid; fix it first:\n{e}"
+        ) from e
+    except KeyError as e:
+        raise dg.Failure(
+            description=f"{e.args[0][0].upper()}{e.args[0][1:]} (in {plexus.scorecards_dir})."
+        ) from e
 
 
 def read_items(plexus: PlexusResource, source: str) -> pd.DataFrame:
@@ -66,10 +71,10 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
         tags={"plexus/task": "train"},
     )
     def trained_models(
-        context: dg.AssetExecutionContext, plexus: PlexusResource
+        context: dg.AssetExecutionContext, config: TrainConfig, plexus: PlexusResource
     ) -> dg.MaterializeResult:
         with task_progress(context, TRAIN_STAGES) as progress:
-            versions, train_items = _train(context, plexus, progress)
+            versions, train_items = _train(context, config, plexus, progress)
             progress.complete({"model_versions": versions, "train_items": train_items})
         return dg.MaterializeResult(
             metadata={
@@ -88,12 +93,34 @@ TRAIN_STAGES = [
 ]
 
 
+class TrainConfig(dg.Config):
+    """Which scores to train."""
+
+    scores: list[str] | None = Field(
+        default=None,
+        description="Keys of the trained scores to train; every trained score when unset.",
+    )
+
+
 def _train(
-    context: dg.AssetExecutionContext, plexus: PlexusResource, progress: TaskProgress
+    context: dg.AssetExecutionContext,
+    config: TrainConfig,
+    plexus: PlexusResource,
+    progress: TaskProgress,
 ) -> tuple[dict[str, str], int]:
     with progress.stage("Setup", message="reading the scorecard"):
-        scorecard = scorecard_for_run(plexus, context.partition_key).config
+        scorecard = scorecard_for_run(context, plexus).config
         trained = [s for s in scorecard.scores if CLASSIFIERS[s.classifier].trainable]
+        if config.scores is not None:
+            unknown = sorted(set(config.scores) - {s.key for s in trained})
+            if unknown:
+                raise dg.Failure(
+                    description=(
+                        f"Scorecard '{scorecard.key}' has no trained score {', '.join(unknown)}; "
+                        f"its trained scores: {', '.join(s.key for s in trained) or 'none'}."
+                    )
+                )
+            trained = [s for s in trained if s.key in config.scores]
         progress.advance()
     if not trained:
         context.log.info("Scorecard '%s' has no trained scores.", scorecard.key)

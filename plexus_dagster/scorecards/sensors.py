@@ -3,7 +3,6 @@
 import dagster as dg
 
 from plexus_dagster.resources import PlexusResource
-from plexus_dagster.scorecards.loader import ScorecardError, load_scorecard, scorecard_files
 from plexus_dagster.scorecards.partitions import scorecard_partitions
 
 
@@ -19,17 +18,11 @@ from plexus_dagster.scorecards.partitions import scorecard_partitions
 def scorecard_partitions_sensor(
     context: dg.SensorEvaluationContext, plexus: PlexusResource
 ) -> dg.SensorResult:
-    known_sources = set(plexus.sources())
+    catalog = plexus.catalog()
+    for problem in catalog.errors:
+        context.log.warning("Skipping an invalid scorecard file: %s", problem)
     registered = set(context.instance.get_dynamic_partitions(scorecard_partitions.name or ""))
-    new_keys = []
-    for path in scorecard_files(plexus.settings.scorecards_dir):
-        try:
-            key = load_scorecard(path, known_sources=known_sources).key
-        except ScorecardError as e:
-            context.log.warning("Skipping an invalid scorecard file:\n%s", e)
-            continue
-        if key not in registered and key not in new_keys:
-            new_keys.append(key)
+    new_keys = sorted(set(catalog.scorecards) - registered)
     if new_keys:
         context.log.info("Registering %d new scorecard(s): %s.", len(new_keys), ", ".join(new_keys))
     return dg.SensorResult(

@@ -119,3 +119,8 @@ def load_sources(folder: Path) -> dict[str, SourceConfig]:
     if errors:
         raise SourceConfigError(errors)
     return sources
+
+
+def label_fields(sources: dict[str, SourceConfig]) -> dict[str, list[str]]:
+    """Each source's name and the label fields its items carry."""
+    return {name: source.columns.labels for name, source in sources.items()}

@@ -151,14 +151,18 @@ class TaskRunner:
             return []
         self.announce(
             f"Scorecard '{scorecard.key}' has no current model for {', '.join(missing)}; "
-            "training it first."
+            "training them first."
         )
-        return [self.train(scorecard)]
+        return [self.train(scorecard, scores=missing)]
 
-    def train(self, scorecard: Scorecard, *, wait: bool = True) -> TaskResult:
+    def train(
+        self, scorecard: Scorecard, *, scores: list[str] | None = None, wait: bool = True
+    ) -> TaskResult:
+        """Trains the scorecard's trained scores, or only ``scores``."""
         config = scorecard.config
         self.ensure_items([config.train_source] if config.train_source else [])
-        return self.run("train_job", partition=scorecard.key, wait=wait)
+        run_config = {"ops": {"trained_models": {"config": {"scores": scores}}}}
+        return self.run("train_job", partition=scorecard.key, config=run_config, wait=wait)
 
     def evaluate(
         self,

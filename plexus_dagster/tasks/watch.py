@@ -108,7 +108,7 @@ def _follow_lines(reader: TaskReader, console: Console, poll: float) -> TaskView
         for stage in view.stages():
             if seen.get(stage["name"]) != stage["status"] and stage["status"] != "pending":
                 seen[stage["name"]] = stage["status"]
-                console.print(_stage_line(stage), highlight=False)
+                console.print(_stage_line(stage), markup=False, highlight=False)
         if view.finished:
             return view
         time.sleep(poll)
@@ -130,13 +130,15 @@ def watch(reader: TaskReader, console: Console, *, poll: float = 0.5) -> TaskVie
                 live.update(bars.update(view), refresh=True)
     else:
         view = _follow_lines(reader, console, poll)
-        console.print(resources_line(view.resources()), highlight=False)
+        console.print(resources_line(view.resources()), markup=False, highlight=False)
     error = view.error()
     if error:
         item = f", item {error['item_id']!r}" if error.get("item_id") else ""
         console.print(
-            f"[red]Failed in stage {error.get('stage')!r} after {error.get('processed')} "
-            f"items{item}:[/red] {error['message']}",
+            f"Failed in stage {error.get('stage')!r} after {error.get('processed')} "
+            f"items{item}: {error['message']}",
+            style="red",
+            markup=False,
             highlight=False,
         )
     return view

@@ -112,7 +112,9 @@ def test_an_unknown_scorecard_fails_with_the_known_ones(
     defs = build_definitions(settings)
     register_scorecards(instance, ["ghost"])
 
-    with pytest.raises(TaskFailed, match=r"Unknown scorecard 'ghost'.*Known scorecards: banking77"):
+    with pytest.raises(
+        TaskFailed, match=r"Unknown scorecard 'ghost'; known scorecards: banking77, twacs"
+    ):
         TaskRunner(defs, instance).run("evaluation_job", partition="ghost")
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from plexus_dagster.scorecards.loader import (
     ScorecardError,
+    catalog_scorecards,
     load_scorecard,
     load_scorecards,
     scorecard_files,
@@ -39,7 +40,7 @@ sections:
         label: {field: category, map: {request_refund: yes}, default: no}
         depends_on: {close_account: no}
 """
-SOURCES = {"banking77_test", "banking77_train"}
+SOURCES = {"banking77_test": ["category"], "banking77_train": ["category"]}
 
 
 def problems(tmp_path: Path, text: str) -> list[tuple[int | None, str]]:
@@ -64,7 +65,7 @@ def test_valid_scorecard_loads(tmp_path: Path) -> None:
 def test_project_scorecards_are_valid() -> None:
     files = scorecard_files(PROJECT_ROOT / "scorecards")
 
-    scorecards = load_scorecards(files, known_sources=SOURCES | {"twacs"})
+    scorecards = load_scorecards(files, known_sources={**SOURCES, "twacs": ["tag"]})
 
     assert set(scorecards) == {"banking77", "twacs"}
     yes_no = [s for s in scorecards["banking77"].config.scores if s.classes == ["yes", "no"]]
@@ -104,7 +105,7 @@ def test_dependency_cycle_is_refused(tmp_path: Path) -> None:
     found = problems(tmp_path, text)
 
     assert len(found) == 1
-    assert found[0][0] == 5
+    assert found[0][0] == 17  # the depends_on of the first score in the cycle
     assert "depends_on forms a cycle" in found[0][1]
     assert "refund" in found[0][1]
     assert "close_account" in found[0][1]
@@ -179,3 +180,50 @@ def test_cli_validate_exits_non_zero_with_file_and_line_and_no_traceback(tmp_pat
     assert "Traceback" not in failed.stderr + failed.stdout
     assert passed.returncode == 0, passed.stderr
     assert "is valid" in passed.stdout
+
+
+def test_a_label_field_the_source_does_not_have_is_refused(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path, VALID.replace("{field: category, map: {request", "{field: intent, map: {request")
+    )
+
+    assert found == [
+        (
+            24,
+            "score 'refund': label field 'intent' is not a label of source 'banking77_test' "
+            "(its labels: category)",
+        ),
+        (
+            24,
+            "score 'refund': label field 'intent' is not a label of source 'banking77_train' "
+            "(its labels: category)",
+        ),
+    ]
+
+
+def test_an_empty_file_says_so(tmp_path: Path) -> None:
+    assert problems(tmp_path, "") == [(None, "the file is empty")]
+
+
+def test_one_bad_file_does_not_hide_the_valid_ones(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(VALID)
+    (tmp_path / "bad.yaml").write_text(
+        VALID.replace("key: test_card", "key: bad_card").replace("class: keyword", "class: x")
+    )
+
+    catalog = catalog_scorecards(scorecard_files(tmp_path), known_sources=SOURCES)
+
+    assert list(catalog.scorecards) == ["test_card"]
+    assert [e.path.name for e in catalog.errors] == ["bad.yaml"]
+    with pytest.raises(ScorecardError, match="unknown class 'x'"):
+        catalog.find("bad_card")
+    with pytest.raises(KeyError, match="known scorecards: test_card"):
+        catalog.find("nothing")
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "card.yaml").write_text(VALID)
+
+    files = scorecard_files(tmp_path, tmp_path / "card.yaml")
+
+    assert files == [tmp_path / "card.yaml"]

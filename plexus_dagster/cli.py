@@ -268,7 +268,9 @@ def evaluate(
     sample: Annotated[
         int | None, typer.Option("--sample", min=1, help="Evaluate this many random items.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the sample.")
+    ] = 0,
     max_error_share: Annotated[
         float,
         typer.Option("--max-error-share", min=0.0, max=1.0, help="Share of items allowed to fail."),

@@ -15,6 +15,7 @@ from plexus_dagster.scorecards.loader import (
 from plexus_dagster.scorecards.model_store import ModelStore
 from plexus_dagster.settings import PlexusSettings
 from plexus_dagster.sources.models import SourceConfig, label_fields, load_sources
+from plexus_dagster.sources.normalize import read_signature
 
 
 class PlexusResource(dg.ConfigurableResource):
@@ -60,7 +61,11 @@ class PlexusResource(dg.ConfigurableResource):
         return catalog_scorecards(files, known_sources=label_fields(self.sources()))
 
     def model_store(self) -> ModelStore:
-        return ModelStore(self.settings.models_dir)
+        return ModelStore(self.settings.models_dir, train_data=self.items_signature)
+
+    def items_signature(self, source: str) -> str | None:
+        """The signature of the source the stored items of ``source`` came from."""
+        return read_signature(self.items_path(source))
 
     def items_path(self, source: str) -> Path:
         return self.settings.items_dir / f"{source}.parquet"

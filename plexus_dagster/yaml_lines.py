@@ -46,9 +46,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            key = str(key)
+        key = _key_text(loader.construct_object(key_node, deep=True))
         if key in mapping:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -56,6 +54,15 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
+
+
+def _key_text(key: object) -> str:
+    """Mapping keys as a CSV cell would spell them: true, not True; 1, not 1.0."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
@@ -86,8 +93,14 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise YamlFileError(path, None, f"cannot read the file ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise YamlFileError(
+            path, None, f"not UTF-8 text (byte {e.start}); save the file as UTF-8"
+        ) from e
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except RecursionError as e:
+        raise YamlFileError(path, None, "invalid YAML: nested too deeply") from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None

@@ -45,3 +45,22 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
     assert str(raised.value).startswith(f"{path}:")
     assert raised.value.line is not None
+
+
+def test_boolean_and_null_keys_are_spelled_as_in_a_csv_cell(tmp_path: Path) -> None:
+    document = load_yaml(write(tmp_path, "map: {true: yes, 1: no, null: x}\n"))
+
+    assert document["map"] == {"true": "yes", "1": "no", "null": "x"}
+
+
+def test_a_file_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+
+    with pytest.raises(YamlFileError, match=r"not UTF-8 text \(byte 9\)"):
+        load_yaml(path)
+
+
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(YamlFileError, match="nested too deeply"):
+        load_yaml(write(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n"))

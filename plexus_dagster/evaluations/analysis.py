@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 
 from plexus_dagster.evaluations.metrics import agreement
-from plexus_dagster.evaluations.scoring import ERROR, SKIPPED
-from plexus_dagster.scorecards.models import ScorecardConfig
+from plexus_dagster.scorecards.models import ERROR, SKIPPED, ScorecardConfig
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "ac1", "kappa")
 

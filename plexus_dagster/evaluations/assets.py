@@ -39,7 +39,9 @@ class EvaluationConfig(dg.Config):
     sample_size: int | None = Field(
         default=None, gt=0, description="Evaluate a random sample of this many items; all if unset."
     )
-    seed: int = Field(default=0, description="Seed of the random sample, for repeatable runs.")
+    seed: int = Field(
+        default=0, ge=0, le=2**32 - 1, description="Seed of the random sample, for repeatable runs."
+    )
     max_error_share: float = Field(
         default=0.1,
         ge=0,
@@ -141,6 +143,10 @@ def _evaluate(
                 scorecard.source,
             )
         progress.advance(len(items))
+    if items.empty:
+        context.log.warning(
+            "Source '%s' has no items; the evaluation measures nothing.", scorecard.source
+        )
     context.log.info(
         "Evaluating scorecard '%s' on %d items of '%s' with %d scores; models %s.",
         scorecard.key,

@@ -15,13 +15,11 @@ from plexus_dagster.scorecards.classifiers import (
     build_untrained,
 )
 from plexus_dagster.scorecards.model_store import ModelStore
-from plexus_dagster.scorecards.models import ScorecardConfig, ScoreConfig
+from plexus_dagster.scorecards.models import ERROR, SKIPPED, ScorecardConfig, ScoreConfig
 from plexus_dagster.tasks.progress import TaskProgress
 
 logger = logging.getLogger(__name__)
 
-SKIPPED = "SKIPPED"
-ERROR = "ERROR"
 RESULT_COLUMNS = ["item_id", "score_key", "predicted", "explanation", "confidence"]
 
 

@@ -140,7 +140,23 @@ def _train(
             progress.set_message(f"training '{score.key}' ({number}/{len(trained)})")
             assert score.label is not None  # validated with the scorecard
             derived = [score.label.derive(item) for item in labels]
-            pairs = [(text, label) for text, label in zip(texts, derived, strict=True) if label]
+            classes = set(score.classes)
+            pairs = [
+                (text, label)
+                for text, label in zip(texts, derived, strict=True)
+                if label in classes
+            ]
+            found = {label for _, label in pairs}
+            if len(found) < 2:
+                raise dg.Failure(
+                    description=(
+                        f"Score '{score.key}' of scorecard '{scorecard.key}' cannot be trained: "
+                        f"the {len(items)} items of '{scorecard.train_source}' give "
+                        f"{len(pairs)} labels among its classes, of {len(found)} class(es) "
+                        f"({', '.join(sorted(found)) or 'none'}); it needs two or more. Check "
+                        "its label rule and classes."
+                    )
+                )
             parameters = TfidfParameters.model_validate(score.parameters)
             model = TfidfClassifier.fit(
                 parameters, [text for text, _ in pairs], [label for _, label in pairs]

@@ -33,6 +33,8 @@ def _compiles(pattern: str) -> str:
         re.compile(pattern)
     except re.error as e:
         raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+    except (OverflowError, RecursionError) as e:
+        raise ValueError(f"regular expression {pattern!r} is too large to compile") from e
     return pattern
 
 
@@ -64,24 +66,29 @@ class KeywordClassifier:
 
     def __init__(self, parameters: KeywordParameters) -> None:
         flags = re.IGNORECASE if parameters.ignore_case else 0
+        # Each pattern is compiled alone: joined into one, back-references and inline flags
+        # of one pattern would reach into the others.
         self._rules = [
-            (rule.answer, re.compile("|".join(f"(?:{p})" for p in rule.patterns), flags))
+            (rule.answer, [re.compile(pattern, flags) for pattern in rule.patterns])
             for rule in parameters.rules
         ]
         self._default = parameters.default
 
-    def predict(self, texts: Sequence[str]) -> Predictions:
-        values, explanations = [], []
-        for text in texts:
-            for answer, pattern in self._rules:
+    def _first_match(self, text: str) -> tuple[str, re.Match[str] | None]:
+        for answer, patterns in self._rules:
+            for pattern in patterns:
                 match = pattern.search(text)
                 if match:
-                    values.append(answer)
-                    explanations.append(f"matched {match.group(0)!r}")
-                    break
-            else:
-                values.append(self._default)
-                explanations.append("no rule matched")
+                    return answer, match
+        return self._default, None
+
+    def predict(self, texts: Sequence[str]) -> Predictions:
+        values: list[str] = []
+        explanations: list[str] = []
+        for text in texts:
+            answer, match = self._first_match(text)
+            values.append(answer)
+            explanations.append(f"matched {match.group(0)!r}" if match else "no rule matched")
         return Predictions(values, explanations, [None] * len(values))
 
 

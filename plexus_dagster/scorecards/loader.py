@@ -10,8 +10,11 @@ import pydantic
 
 from plexus_dagster.config_errors import validation_errors
 from plexus_dagster.scorecards.classifiers import CLASSIFIERS, rule_answers
-from plexus_dagster.scorecards.models import ScorecardConfig, ScoreConfig
+from plexus_dagster.scorecards.models import ERROR, SKIPPED, ScorecardConfig, ScoreConfig
 from plexus_dagster.yaml_lines import LineDict, YamlFileError, line_of, load_yaml
+
+# Answers the evaluation writes itself; no score may use them as classes.
+RESERVED_ANSWERS = {SKIPPED, ERROR}
 
 # Each declared source's name, and the label fields its items have.
 SourceLabels = Mapping[str, Collection[str]]
@@ -73,6 +76,15 @@ def _semantic_errors(
     for s, section in enumerate(scorecard.sections):
         for i, score in enumerate(section.scores):
             where: tuple[str | int, ...] = ("sections", s, "scores", i)
+            reserved = sorted(set(score.classes) & RESERVED_ANSWERS)
+            if reserved:
+                error(
+                    (*where, "classes"),
+                    f"class {reserved[0]!r} is reserved for scores that did not answer; rename it",
+                )
+            repeated = sorted({c for c in score.classes if score.classes.count(c) > 1})
+            if repeated:
+                error((*where, "classes"), f"class {repeated[0]!r} is listed twice")
             if score.key in classes_by_key:
                 error((*where, "key"), f"duplicate score key {score.key!r}; keys must be unique")
             else:
@@ -114,6 +126,8 @@ def _semantic_errors(
                 if other not in classes_by_key:
                     error(where, f"depends_on names unknown score {other!r}")
                     continue
+                if not score.required_answers(other):
+                    error(where, f"depends_on {other!r} lists no answer, so the score never runs")
                 for answer in sorted(score.required_answers(other) - classes_by_key[other]):
                     error(where, f"score {other!r} never answers {answer!r}")
 

@@ -7,6 +7,8 @@ configuration has the fingerprint it was trained with, so editing a score retire
 
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +18,16 @@ import joblib
 
 from plexus_dagster.scorecards.models import ScorecardConfig, ScoreConfig
 
+logger = logging.getLogger(__name__)
 
-def fingerprint(scorecard: ScorecardConfig, score: ScoreConfig) -> str:
+
+def fingerprint(
+    scorecard: ScorecardConfig, score: ScoreConfig, train_data: str | None = None
+) -> str:
     """A short hash of everything that decides what a trained score learns."""
     decisive = {
         "train_source": scorecard.train_source,
+        "train_data": train_data,
         "class": score.classifier,
         "parameters": score.parameters,
         "classes": score.classes,
@@ -46,10 +53,22 @@ class StoredModel:
 
 
 class ModelStore:
-    """Saves and finds trained models under one folder."""
+    """Saves and finds trained models under one folder.
 
-    def __init__(self, root: Path) -> None:
+    ``train_data`` names the signature of a source's stored items, so that a model trained on
+    items that have changed since no longer counts as current.
+    """
+
+    def __init__(
+        self, root: Path, *, train_data: Callable[[str], str | None] | None = None
+    ) -> None:
         self.root = root
+        self.train_data = train_data
+
+    def _fingerprint(self, scorecard: ScorecardConfig, score: ScoreConfig) -> str:
+        source = scorecard.train_source
+        data = self.train_data(source) if self.train_data and source else None
+        return fingerprint(scorecard, score, data)
 
     def save(
         self,
@@ -68,20 +87,26 @@ class ModelStore:
             "version": version,
             "scorecard": scorecard.key,
             "score": score.key,
-            "fingerprint": fingerprint(scorecard, score),
+            "fingerprint": self._fingerprint(scorecard, score),
             "trained_at": trained_at.isoformat(),
             **info,
         }
-        # model.json is written last: a folder without it is an interrupted save and is ignored.
-        (folder / "model.json").write_text(json.dumps(full_info, indent=2))
+        # model.json is renamed into place last: a folder without it is an interrupted save.
+        partial = folder / "model.json.partial"
+        partial.write_text(json.dumps(full_info, indent=2))
+        partial.replace(folder / "model.json")
         return StoredModel(path=folder, info=full_info)
 
     def latest(self, scorecard: ScorecardConfig, score: ScoreConfig) -> StoredModel | None:
         """The newest model trained with the score's current configuration, if any."""
         folder = self.root / scorecard.key / score.key
-        wanted = fingerprint(scorecard, score)
+        wanted = self._fingerprint(scorecard, score)
         for version in sorted(folder.glob("*/model.json"), reverse=True):
-            info = json.loads(version.read_text())
+            try:
+                info = json.loads(version.read_text())
+            except (OSError, json.JSONDecodeError):
+                logger.warning("Ignoring the unreadable model description %s.", version)
+                continue
             if info.get("fingerprint") == wanted:
                 return StoredModel(path=version.parent, info=info)
         return None

@@ -6,6 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 
+# The answers an evaluation records for a score that did not answer an item.
+SKIPPED = "SKIPPED"  # a depends_on condition failed
+ERROR = "ERROR"  # the classifier failed on the item
+
 
 class LabelRule(BaseModel):
     """How a score's human label is derived from an item's labels.

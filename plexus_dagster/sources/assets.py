@@ -7,7 +7,12 @@ import pandas as pd
 
 from plexus_dagster import keys
 from plexus_dagster.resources import PlexusResource
-from plexus_dagster.sources.loading import SourceError, locate_source, read_source
+from plexus_dagster.sources.loading import (
+    SourceError,
+    locate_source,
+    read_source,
+    source_signature,
+)
 from plexus_dagster.sources.models import SourceConfig
 from plexus_dagster.sources.normalize import normalize_items, write_items
 from plexus_dagster.tasks.progress import StageSpec, TaskProgress
@@ -88,17 +93,18 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
     )
     def items(context: dg.AssetExecutionContext, plexus: PlexusResource) -> dg.MaterializeResult:
         with task_progress(context, ITEMS_STAGES) as progress:
-            _, frame = _locate_and_read(source, plexus, progress)
+            path, frame = _locate_and_read(source, plexus, progress)
             with progress.stage("Normalize", total=len(frame)):
                 normalized = normalize_items(source, frame)
                 progress.advance(len(frame))
             with progress.stage("Store"):
                 target = plexus.items_path(source.name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                write_items(normalized.items, str(target))
-                progress.advance()
                 rejected_path = target.with_suffix(".rejected.csv")
                 normalized.rejected.to_csv(rejected_path, index=False)
+                progress.advance()
+                signature = source_signature(source, path)
+                write_items(normalized.items, target, signature=signature)
                 progress.advance()
             progress.complete(
                 {
@@ -131,6 +137,7 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
                     rejected.head(20).to_markdown(index=False) if len(rejected) else "none"
                 ),
                 "rejected_path": dg.MetadataValue.path(str(rejected_path)),
+                "plexus/source_signature": signature,
                 "dagster/row_count": len(normalized.items),
             }
         )

@@ -1,8 +1,9 @@
 """Finding a source's file, downloading it when it lives at a URL, and reading it."""
 
+import hashlib
 import logging
-import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,29 +31,60 @@ def _local_path(source: SourceConfig, settings: PlexusSettings) -> Path | None:
     return path
 
 
+def _download_target(source: SourceConfig, url: str, settings: PlexusSettings) -> Path:
+    # The URL's hash names the folder: a source whose URL changes downloads again.
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return settings.downloads_dir / source.name / digest / Path(url.split("?")[0]).name
+
+
 def _download(source: SourceConfig, url: str, settings: PlexusSettings) -> Path:
-    target = settings.downloads_dir / source.name / Path(url.split("?")[0]).name
+    target = _download_target(source, url, settings)
     if target.exists():
         logger.info("Using the cached download of source '%s' at %s.", source.name, target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("Downloading source '%s' from %s.", source.name, url)
     partial = Path(tempfile.mkstemp(dir=target.parent, suffix=".partial")[1])
+    deadline = time.monotonic() + settings.download_timeout
     try:
         with (
             urllib.request.urlopen(url, timeout=settings.download_timeout) as response,
             partial.open("wb") as file,
         ):
-            shutil.copyfileobj(response, file)
+            while chunk := response.read1(1 << 16):
+                file.write(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not complete after {settings.download_timeout:g} s")
+        # Renamed only when complete, so an interrupted download is never taken for the file.
+        partial.replace(target)
     except (urllib.error.URLError, TimeoutError, OSError) as e:
-        partial.unlink(missing_ok=True)
         raise SourceError(
             f"Source '{source.name}': could not download {url} ({e}). Check the network, or set "
             "PLEXUS_DATA_DIR to a folder that holds the file at its path."
         ) from e
-    # Renamed only when complete, so an interrupted download is never mistaken for the file.
-    partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
+
+
+def local_copy(source: SourceConfig, settings: PlexusSettings) -> Path | None:
+    """The file ``locate_source`` would use, when it is already on this machine; no download."""
+    local = _local_path(source, settings)
+    if local is not None and local.is_file():
+        return local
+    if source.url is not None:
+        cached = _download_target(source, source.url, settings)
+        return cached if cached.is_file() else None
+    return None
+
+
+def source_signature(source: SourceConfig, path: Path | None) -> str:
+    """Changes when the source's declaration or its file changes: items made before are stale."""
+    parts = [source.model_dump_json()]
+    if path is not None and path.is_file():
+        stat = path.stat()
+        parts += [str(path.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def locate_source(source: SourceConfig, settings: PlexusSettings) -> Path:
@@ -88,6 +120,8 @@ def read_source(source: SourceConfig, path: Path) -> pd.DataFrame:
             "file, or the format declared for the source."
         ) from e
 
+    # Row positions of the file, kept through the filter so that reasons name the file's rows.
+    frame = frame.reset_index(drop=True)
     declared = [source.columns.id, source.columns.text, *source.columns.labels]
     declared += source.columns.metadata
     if source.conversation is not None:

@@ -99,6 +99,14 @@ def load_source_file(path: Path) -> list[SourceConfig]:
 
 def load_sources(folder: Path) -> dict[str, SourceConfig]:
     """Every source declared in the YAML files of ``folder``, keyed by name."""
+    if not folder.is_dir():
+        raise SourceConfigError(
+            [
+                YamlFileError(
+                    folder, None, "the sources folder does not exist; set PLEXUS_SOURCES_DIR"
+                )
+            ]
+        )
     sources: dict[str, SourceConfig] = {}
     errors: list[YamlFileError] = []
     for path in sorted(folder.glob("*.y*ml")):

@@ -3,6 +3,7 @@
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -32,9 +33,22 @@ def parse_turns(conversation: ConversationFormat, values: list[str]) -> list[dic
 
 
 def _as_text(value: object) -> str:
+    """A cell as text: empty for a missing value, 3 for a whole number read as 3.0."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value).strip()
+
+
+def _as_json(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """Each row's named cells as a JSON object of text; a missing cell is null."""
+    if not names:
+        return ["{}"] * len(frame)
+    columns = [[_as_text(v) or None for v in frame[name]] for name in names]
+    return [json.dumps(dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]
 
 
 def normalize_items(source: SourceConfig, frame: pd.DataFrame) -> NormalizedItems:
@@ -42,7 +56,8 @@ def normalize_items(source: SourceConfig, frame: pd.DataFrame) -> NormalizedItem
 
     Row numbers in reasons count data rows from 1, in the order of the file.
     """
-    rows = pd.RangeIndex(1, len(frame) + 1)
+    # Row numbers of the file, before any filter: the index read_source keeps.
+    rows = pd.Index(frame.index.to_numpy() + 1)
     columns = source.columns
 
     if columns.id is not None:
@@ -62,21 +77,19 @@ def normalize_items(source: SourceConfig, frame: pd.DataFrame) -> NormalizedItem
     reasons = pd.Series("", index=rows)
     reasons[pd.Series(texts, index=rows) == ""] = "no text"
     reasons[ids == ""] = "no id"
-    repeated = ids.duplicated(keep="first") & (ids != "")
-    reasons[repeated & (reasons == "")] = "duplicate id " + ids[repeated]
+    # Only rows that are otherwise usable claim an id: a first row without text does not.
+    usable = reasons == ""
+    repeated = usable & ids.where(usable).duplicated(keep="first")
+    reasons[repeated] = "duplicate id " + ids[repeated]
     kept = (reasons == "").to_numpy()
-
-    def as_json(names: list[str]) -> list[str]:
-        records = frame[names].to_dict(orient="records") if names else [{}] * len(frame)
-        return [json.dumps(r, default=str) for r in records]
 
     items = pd.DataFrame(
         {
             "item_id": ids.to_numpy(),
             "text": texts,
             "turns": turns,
-            "metadata": as_json(columns.metadata),
-            "labels": as_json(columns.labels),
+            "metadata": _as_json(frame, columns.metadata),
+            "labels": _as_json(frame, columns.labels),
         }
     )[kept].reset_index(drop=True)
     rejected = pd.DataFrame(
@@ -85,9 +98,31 @@ def normalize_items(source: SourceConfig, frame: pd.DataFrame) -> NormalizedItem
     return NormalizedItems(items=items, rejected=rejected)
 
 
-def write_items(items: pd.DataFrame, path: str) -> None:
-    """Stores items as Parquet; turns keep their speaker and text."""
-    items.to_parquet(path, index=False)
+def signature_path(items_path: Path) -> Path:
+    return items_path.with_suffix(".signature")
+
+
+def write_items(items: pd.DataFrame, path: Path, *, signature: str) -> None:
+    """Stores items as Parquet, then the signature of the source they came from.
+
+    Both are renamed into place when complete, the signature last: items without a signature
+    are taken as stale and loaded again.
+    """
+    signature_path(path).unlink(missing_ok=True)
+    partial = path.with_suffix(".partial")
+    items.to_parquet(partial, index=False)
+    partial.replace(path)
+    partial_signature = signature_path(path).with_suffix(".partial-signature")
+    partial_signature.write_text(signature)
+    partial_signature.replace(signature_path(path))
+
+
+def read_signature(items_path: Path) -> str | None:
+    """The signature of the source the stored items came from; None when unknown."""
+    try:
+        return signature_path(items_path).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def read_labels(items: pd.DataFrame) -> list[dict[str, object]]:

@@ -187,7 +187,7 @@ class TaskReader:
             data = event.step_failure_data
             user = data.user_failure_data
             message = user.description if user and user.description else None
-            message = message or (data.error.message.strip() if data.error else "step failed")
+            message = message or _root_message(data.error)
             snapshot = self.view.snapshots.get(event.step_key or "")
             self.view.failure = {
                 "stage": snapshot["current_stage"] if snapshot else None,
@@ -203,6 +203,13 @@ class TaskReader:
             }
         text = entry.user_message or event.message or kind.value
         self.lines.append(LogLine(entry.timestamp, _level_name(entry.level), entry.step_key, text))
+
+
+def _root_message(error: Any) -> str:
+    """The message of the user's exception under Dagster's wrapping of it."""
+    while error is not None and error.cause is not None and "Dagster" in error.cls_name:
+        error = error.cause
+    return error.message.strip() if error is not None else "the step failed"
 
 
 def _processed(snapshot: dict[str, Any] | None) -> int:

@@ -21,7 +21,7 @@ from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.loader import Scorecard
 from plexus_dagster.scorecards.partitions import register_scorecards
 from plexus_dagster.sources.assets import items_key, source_key
-from plexus_dagster.sources.loading import SourceError, locate_source
+from plexus_dagster.sources.loading import local_copy, source_signature
 from plexus_dagster.tasks.launch import InProcessLauncher, Launcher, RunRequest
 from plexus_dagster.tasks.reading import TaskReader, TaskView
 
@@ -125,15 +125,13 @@ class TaskRunner:
             logger.info("Registered scorecard partitions: %s.", ", ".join(added))
 
     def _items_stale(self, source_name: str) -> bool:
-        items = self.plexus.items_path(source_name)
-        if not items.exists():
+        """Items are stale when missing, or when the source's declaration or file changed."""
+        stored = self.plexus.items_signature(source_name)
+        if stored is None or not self.plexus.items_path(source_name).exists():
             return True
         source = self.plexus.sources()[source_name]
-        try:
-            located = locate_source(source, self.plexus.settings)
-        except SourceError:
-            return True  # the run reports the real problem
-        return located.stat().st_mtime > items.stat().st_mtime
+        current = source_signature(source, local_copy(source, self.plexus.settings))
+        return current != stored
 
     def ensure_items(self, source_names: list[str]) -> list[TaskResult]:
         """Loads the items of each source whose stored items are missing or older than its file."""

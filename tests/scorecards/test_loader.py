@@ -227,3 +227,21 @@ def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
     files = scorecard_files(tmp_path, tmp_path / "card.yaml")
 
     assert files == [tmp_path / "card.yaml"]
+
+
+def test_reserved_and_repeated_classes_are_refused(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "        classes: [yes, no]\n        label: {field: category, map: {request",
+        "        classes: [yes, SKIPPED, yes]\n        label: {field: category, map: {request",
+    )
+
+    messages = [message for _, message in problems(tmp_path, text)]
+
+    assert "class 'SKIPPED' is reserved for scores that did not answer; rename it" in messages
+    assert "class 'yes' is listed twice" in messages
+
+
+def test_depends_on_with_no_answer_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, VALID.replace("{close_account: no}", "{close_account: []}"))
+
+    assert found == [(25, "depends_on 'close_account' lists no answer, so the score never runs")]

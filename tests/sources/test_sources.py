@@ -2,6 +2,7 @@ import functools
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -212,3 +213,91 @@ def test_a_filter_keeps_matching_rows(tmp_path: Path) -> None:
 
     assert isinstance(frame, pd.DataFrame)
     assert frame["text"].tolist() == ["b"]
+
+
+def test_missing_labels_stay_missing_and_whole_numbers_stay_whole(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    rows = [
+        {"id": 1, "text": "a", "label": 1},
+        {"id": 2, "text": "b", "label": 0},
+        {"id": 3, "text": "c"},
+        {"id": 4, "text": "d", "label": None},
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    source = SourceConfig.model_validate(
+        {
+            "name": "numbers",
+            "format": "jsonl",
+            "path": str(path),
+            "columns": {"id": "id", "text": "text", "labels": ["label"]},
+        }
+    )
+
+    items = normalize_items(source, read_source(source, path)).items
+
+    assert items["item_id"].tolist() == ["1", "2", "3", "4"]
+    assert [json.loads(v)["label"] for v in items["labels"]] == ["1", "0", None, None]
+
+
+def test_skipped_rows_are_named_by_their_row_in_the_file_even_after_a_filter(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,text,tag\n1,,skip\n1,,keep\n1,first,keep\n2,second,keep\n")
+    source = SourceConfig.model_validate(
+        {
+            "name": "rows",
+            "format": "csv",
+            "path": str(path),
+            "filter": "tag != 'skip'",
+            "columns": {"id": "id", "text": "text", "labels": ["tag"]},
+        }
+    )
+
+    normalized = normalize_items(source, read_source(source, path))
+
+    # A first row without text does not claim its id from the usable row after it.
+    assert normalized.items["item_id"].tolist() == ["1", "2"]
+    assert normalized.rejected.to_dict(orient="records") == [
+        {"row": 2, "item_id": "1", "reason": "no text"}
+    ]
+
+
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        for _ in range(60):
+            try:
+                self.wfile.write(b"x" * 1000)
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_download_that_trickles_stops_at_the_timeout_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = project_sources()["banking77_test"].model_copy(
+        update={"url": f"http://127.0.0.1:{server.server_address[1]}/test.csv"}
+    )
+    settings = PlexusSettings(data_dir=None, storage_dir=tmp_path / "storage", download_timeout=1.0)
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError, match=r"not complete after 1 s"):
+            locate_source(source, settings)
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert elapsed < 3
+    assert [p for p in settings.downloads_dir.rglob("*") if p.is_file()] == []

@@ -99,6 +99,7 @@ def time_job(runner: TaskRunner) -> tuple[float, float, int]:
     scorecard = runner.plexus.scorecards()[SCORECARD]
     started = time.perf_counter()
     _, summary = runner.evaluate(scorecard)
+    assert summary is not None  # evaluate waits for the run by default
     return time.perf_counter() - started, float(summary["seconds"]), int(summary["items"])
 
 

@@ -1,12 +1,15 @@
 """Live progress of a task: its stages, items done, rate, ETA, resource usage and errors.
 
 The counting side (`TaskProgress.advance`) does no I/O, so it can sit in the innermost loop of
-a job. Writes go through a `ProgressSink`: at most one a second from a background thread while
-anything changed, and one at once on each stage change, on completion and on failure. Every
+a job. Writes go through a `ProgressSink`, always from a background thread: at most one a second
+while anything changed, and one at once on each stage change, on completion and on failure (the
+snapshot is taken at that moment and handed to the thread, so the job never waits on a write). Every
 write carries the whole state of the step (a few hundred bytes), so a reader needs only the
 latest write of each step and can never fall out of step by missing one.
 """
 
+import logging
+import queue
 import threading
 import time
 import traceback
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from plexus_dagster.tasks.usage import ResourceSampler, ResourceUsage
+
+logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
@@ -189,6 +194,8 @@ class TaskProgress:
         self._last_write = float("-inf")
         self._written_state: tuple[Any, ...] = ()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pending: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     # Counting: no I/O here.
@@ -312,15 +319,35 @@ class TaskProgress:
         return (stage.spec.name, stage.processed, stage.total, stage.message, stage.status)
 
     def _write(self, kind: str) -> None:
+        """Takes a snapshot now; the background writer sends it, so the caller never waits."""
         with self._lock:
             now = self.clock()
             for stage in self.stages.values():
                 if stage.status == RUNNING:
                     stage.window.add(now, stage.processed)
-            self.sink.write(self.snapshot(kind))
+            payload = self.snapshot(kind)
             self.writes += 1
             self._last_write = now
             self._written_state = self._state()
+        if self._thread is not None and self._thread.is_alive():
+            self._pending.put(payload)
+            self._wake.set()
+        else:
+            self._send(payload)
+
+    def _send(self, payload: dict[str, Any]) -> None:
+        try:
+            self.sink.write(payload)
+        except Exception:  # progress must never fail the task it reports on
+            logger.warning("Writing the progress of step '%s' failed.", self.step, exc_info=True)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                payload = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            self._send(payload)
 
     def flush_if_due(self) -> bool:
         """Writes the progress if a second has passed since the last write and it changed."""
@@ -346,13 +373,20 @@ class TaskProgress:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval / 4):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval / 4)
+            self._wake.clear()
+            self._drain()
             self.flush_if_due()
+            self._drain()
 
     def stop(self) -> None:
+        """Stops the writer once every snapshot taken so far has been written."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        self._drain()
 
     def __enter__(self) -> "TaskProgress":
         return self.start()

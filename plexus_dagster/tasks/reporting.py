@@ -89,6 +89,8 @@ class DagsterProgressSink:
 
     def write(self, payload: dict[str, Any]) -> None:
         self.log.info(f"{describe(payload)} {keys.PROGRESS_MARK}{json.dumps(payload)}")
+        if payload["kind"] == "stage_finished":
+            return  # the next stage's start, or the completion, follows at once
         tags = progress_tags(payload)
         percent = tags.get(keys.PERCENT_TAG) or "0"
         tagged = (tags[keys.STAGE_TAG], int(float(percent)) // 10)

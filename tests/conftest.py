@@ -8,7 +8,6 @@ import dagster as dg
 import pytest
 
 from plexus_dagster.definitions import build_definitions
-from plexus_dagster.scorecards.loader import Scorecard, load_scorecards, scorecard_files
 from plexus_dagster.settings import PROJECT_ROOT, PlexusSettings
 from plexus_dagster.tasks.runs import TaskRunner
 
@@ -48,9 +47,19 @@ def settings(data_dir: Path, tmp_path: Path) -> PlexusSettings:
     return make_settings(data_dir, tmp_path / "storage")
 
 
-@pytest.fixture(scope="session")
-def project_scorecards() -> dict[str, Scorecard]:
-    return load_scorecards(scorecard_files(PROJECT_ROOT / "scorecards"))
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance of its own for each test, in a temporary folder."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def runner(settings: PlexusSettings, instance: dg.DagsterInstance) -> TaskRunner:
+    """Runs the project's jobs in this process, with every scorecard registered."""
+    runner = TaskRunner(build_definitions(settings), instance)
+    runner.register(runner.plexus.scorecards())
+    return runner
 
 
 @pytest.fixture(scope="session")

@@ -13,19 +13,10 @@ from plexus_dagster.tasks.runs import TaskFailed, TaskRunner
 from tests.conftest import make_settings
 
 
-@pytest.fixture
-def instance() -> dg.DagsterInstance:
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 def test_twacs_evaluation_stores_results_and_plots_metrics(
-    settings: PlexusSettings, instance: dg.DagsterInstance
+    runner: TaskRunner, instance: dg.DagsterInstance
 ) -> None:
-    defs = build_definitions(settings)
-    runner = TaskRunner(defs, instance)
-    scorecards = defs.resources["plexus"].scorecards()
-    runner.register(scorecards)
+    scorecards = runner.plexus.scorecards()
 
     result, summary = runner.evaluate(scorecards["twacs"])
 
@@ -63,12 +54,9 @@ def test_twacs_evaluation_stores_results_and_plots_metrics(
 
 
 def test_a_sample_with_a_seed_is_repeatable(
-    settings: PlexusSettings, instance: dg.DagsterInstance
+    runner: TaskRunner, instance: dg.DagsterInstance
 ) -> None:
-    defs = build_definitions(settings)
-    runner = TaskRunner(defs, instance)
-    scorecards = defs.resources["plexus"].scorecards()
-    runner.register(scorecards)
+    scorecards = runner.plexus.scorecards()
 
     _, first = runner.evaluate(scorecards["twacs"], sample_size=50, seed=7)
     _, second = runner.evaluate(scorecards["twacs"], sample_size=50, seed=7)

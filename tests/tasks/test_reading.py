@@ -1,6 +1,6 @@
 """A task's progress read back through the instance, after jobs run in process."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 import pytest
@@ -12,19 +12,10 @@ from plexus_dagster.tasks.reading import TaskReader, list_tasks
 from plexus_dagster.tasks.runs import TaskFailed, TaskRunner
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 def test_an_evaluation_reports_every_stage_its_resources_and_results(
-    settings: PlexusSettings, instance: dg.DagsterInstance
+    runner: TaskRunner, instance: dg.DagsterInstance
 ) -> None:
-    defs = build_definitions(settings)
-    runner = TaskRunner(defs, instance)
-    scorecards = defs.resources["plexus"].scorecards()
-    runner.register(scorecards)
+    scorecards = runner.plexus.scorecards()
 
     result, summary = runner.evaluate(scorecards["twacs"])
 
@@ -84,13 +75,10 @@ def fails_on_delays(self: KeywordClassifier, texts: Sequence[str]) -> Prediction
 
 
 def test_too_many_failed_items_fail_the_task_with_the_stage_count_and_item(
-    settings: PlexusSettings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    runner: TaskRunner, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(KeywordClassifier, "predict", fails_on_delays)
-    defs = build_definitions(settings)
-    runner = TaskRunner(defs, instance)
-    scorecards = defs.resources["plexus"].scorecards()
-    runner.register(scorecards)
+    scorecards = runner.plexus.scorecards()
 
     with pytest.raises(TaskFailed, match="items failed, more than the 4 allowed") as raised:
         runner.evaluate(scorecards["twacs"], options={"max_error_share": 0.01})
@@ -108,13 +96,10 @@ def test_too_many_failed_items_fail_the_task_with_the_stage_count_and_item(
 
 
 def test_items_that_fail_alone_are_counted_and_the_task_goes_on(
-    settings: PlexusSettings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    runner: TaskRunner, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(KeywordClassifier, "predict", fails_on_delays)
-    defs = build_definitions(settings)
-    runner = TaskRunner(defs, instance)
-    scorecards = defs.resources["plexus"].scorecards()
-    runner.register(scorecards)
+    scorecards = runner.plexus.scorecards()
 
     _, summary = runner.evaluate(scorecards["twacs"], options={"max_error_share": 0.9})
 

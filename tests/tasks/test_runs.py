@@ -1,7 +1,6 @@
 """What the task runner decides to run first: stale items, models of changed data."""
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -37,12 +36,6 @@ def folders(tmp_path: Path) -> dict[str, Path]:
     shutil.copy(PROJECT_ROOT / "sources" / "twacs.yaml", sources / "twacs.yaml")
     (cards / "trained.yaml").write_text(TRAINED_CARD)
     return {"sources_dir": sources, "scorecards_dir": cards, "storage": tmp_path / "storage"}
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def evaluate(

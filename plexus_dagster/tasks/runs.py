@@ -18,6 +18,7 @@ import dagster as dg
 from plexus_dagster import keys
 from plexus_dagster.evaluations.scoring import untrained_scores
 from plexus_dagster.resources import PlexusResource
+from plexus_dagster.scorecards.classifiers import CLASSIFIERS
 from plexus_dagster.scorecards.loader import Scorecard
 from plexus_dagster.scorecards.partitions import register_scorecards
 from plexus_dagster.sources.assets import items_key, source_key
@@ -172,7 +173,11 @@ class TaskRunner:
         wait: bool = True,
     ) -> tuple[TaskResult, dict[str, Any] | None]:
         """Evaluates ``scorecard`` after the tasks it needs; with ``wait``, returns the summary."""
-        self.ensure_items([scorecard.config.source])
+        config = scorecard.config
+        # One task loads what is stale of both sources; changed training items retire models.
+        trains = any(CLASSIFIERS[score.classifier].trainable for score in config.scores)
+        needed = [config.source, config.train_source if trains else None]
+        self.ensure_items([name for name in needed if name])
         self.ensure_models(scorecard)
         self.announce(f"Evaluating scorecard '{scorecard.key}'.")
         op_config = {"sample_size": sample_size, "seed": seed, **(options or {})}

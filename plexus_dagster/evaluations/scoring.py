@@ -2,6 +2,7 @@
 
 import graphlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -65,7 +66,15 @@ def load_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[ReadyScor
                 f"Score '{score.key}' of scorecard '{scorecard.key}' has no model trained with "
                 f"its current configuration. Run `plexus train --scorecard {scorecard.key}`."
             )
-        ready.append(ReadyScore(score, stored.load(), stored.version))
+        try:
+            model = stored.load()
+        except Exception as e:  # a truncated or foreign file fails in many ways
+            raise MissingModelError(
+                f"The model of score '{score.key}' at {stored.path} cannot be loaded "
+                f"({type(e).__name__}: {e}). Train it again: plexus train --scorecard "
+                f"{scorecard.key}."
+            ) from e
+        ready.append(ReadyScore(score, model, stored.version))
     return ready
 
 
@@ -164,7 +173,7 @@ def score_items(
     scores: Sequence[ReadyScore],
     items: pd.DataFrame,
     *,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     progress: TaskProgress | None = None,
     max_failed_items: int | None = None,
 ) -> tuple[pd.DataFrame, ScoringErrors]:
@@ -176,13 +185,20 @@ def score_items(
     ids = items["item_id"].tolist()
     texts = items["text"].tolist()
     frames = []
-    for start in range(0, len(ids), batch_size):
-        end = start + batch_size
+    start, size = 0, min(16, batch_size)
+    while start < len(ids):
+        end = start + size
         if progress is not None:
             progress.item_id = ids[start]
+        began = time.perf_counter()
         frames.append(score_batch(scores, ids[start:end], texts[start:end], errors))
         if progress is not None:
             progress.advance(len(ids[start:end]))
+        # Batches of about a quarter second: fast scorecards keep vectorized batches, slow
+        # ones still move their progress and name the item they are on.
+        per_item = (time.perf_counter() - began) / len(ids[start:end])
+        size = max(1, min(batch_size, int(0.25 / per_item) if per_item else batch_size))
+        start = end
         if max_failed_items is not None and len(errors.items) > max_failed_items:
             if progress is not None:
                 progress.item_id = errors.last_item

@@ -7,9 +7,6 @@ from typing import Annotated, Any, Protocol
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 
 
 @dataclass
@@ -108,13 +105,17 @@ class TfidfParameters(BaseModel):
 class TfidfClassifier:
     """A trained pipeline; ``fit`` learns it from labelled texts."""
 
-    pipeline: Pipeline
+    pipeline: Any  # a fitted sklearn Pipeline; sklearn loads only when a model is fit or used
     classes: list[str] = field(default_factory=list)
 
     @classmethod
     def fit(
         cls, parameters: TfidfParameters, texts: Sequence[str], labels: Sequence[str]
     ) -> "TfidfClassifier":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+
         pipeline = Pipeline(
             [
                 (

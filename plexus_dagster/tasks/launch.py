@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import dagster as dg
+import psutil
 
 from plexus_dagster import keys
 
@@ -117,6 +118,26 @@ class LocalProcessLauncher:
 def worker_tags() -> dict[str, str]:
     """Tags naming the process that runs a task, for cancelling it."""
     return {keys.HOST_TAG: socket.gethostname(), keys.PID_TAG: str(os.getpid())}
+
+
+def worker_died(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Marks an unfinished run failed when its local worker process is gone; True if it did.
+
+    Only runs of `LocalProcessLauncher` workers on this machine are judged: their process id is
+    on the run. A worker killed outright never reports its own end.
+    """
+    pid = run.tags.get(keys.PID_TAG)
+    if run.is_finished or pid is None or run.tags.get(keys.HOST_TAG) != socket.gethostname():
+        return False
+    if psutil.pid_exists(int(pid)):
+        return False
+    current = instance.get_run_by_id(run.run_id)
+    if current is None or current.is_finished:
+        return False  # it ended between the two looks
+    instance.report_run_failed(
+        current, message=f"The worker process {pid} of this task ended without reporting."
+    )
+    return True
 
 
 def cancel_task(instance: dg.DagsterInstance, run_id: str, *, timeout: float = 10.0) -> str:

@@ -29,6 +29,7 @@ PENDING = "pending"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
+CANCELED = "canceled"
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,10 @@ class ProgressSink(Protocol):
     """Where progress goes; the Dagster sink writes the event log and the run's tags."""
 
     def write(self, payload: dict[str, Any]) -> None: ...
+
+    def tick(self) -> None:
+        """Called by the writer thread about once a second, e.g. to look for a cancel request."""
+        ...
 
 
 @dataclass
@@ -252,8 +257,11 @@ class TaskProgress:
         self.start_stage(name, total=total, message=message)
         try:
             yield
-        except BaseException as e:
+        except Exception as e:
             self.fail(e)
+            raise
+        except BaseException:  # an interrupt: the task was canceled, or the process is ending
+            self.cancel()
             raise
         self.finish_stage()
 
@@ -272,6 +280,13 @@ class TaskProgress:
             exception_chain=exception_chain(error),
         )
         self._write("failed")
+
+    def cancel(self) -> None:
+        stage = self.current
+        if stage is not None and stage.status == RUNNING:
+            stage.status = CANCELED
+            stage.finished = self.clock()
+        self._write("canceled")
 
     def complete(self, results: dict[str, Any]) -> None:
         if self.current is not None and self.current.status == RUNNING:
@@ -373,12 +388,19 @@ class TaskProgress:
         return self
 
     def _run(self) -> None:
+        next_tick = self.clock()
         while not self._stop.is_set():
             self._wake.wait(self.interval / 4)
             self._wake.clear()
             self._drain()
             self.flush_if_due()
             self._drain()
+            if self.clock() >= next_tick:
+                next_tick = self.clock() + self.interval
+                try:
+                    self.sink.tick()
+                except Exception:  # as with writes: never fatal to the task
+                    logger.warning("The progress tick of '%s' failed.", self.step, exc_info=True)
 
     def stop(self) -> None:
         """Stops the writer once every snapshot taken so far has been written."""

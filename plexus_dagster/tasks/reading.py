@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from plexus_dagster import keys
+from plexus_dagster.tasks.launch import worker_died
 from plexus_dagster.tasks.reporting import parse_progress
 
 TERMINAL = {
@@ -74,6 +75,7 @@ class TaskView:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     failure: dict[str, Any] | None = None
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_report: float | None = None
 
     @property
     def run(self) -> dg.DagsterRun:
@@ -109,6 +111,8 @@ class TaskView:
         return latest[-1] if latest else dict(NO_RESOURCES)
 
     def error(self) -> dict[str, Any] | None:
+        if self.status == dg.DagsterRunStatus.CANCELED:
+            return None
         for snapshot in self.snapshots.values():
             if snapshot.get("error"):
                 return snapshot["error"]
@@ -123,10 +127,19 @@ class TaskView:
             results["materializations"] = self.materializations
         return results
 
+    def eta_seconds(self) -> float | None:
+        if self.finished:
+            return None
+        etas = [s.get("task_eta_seconds") for s in self.snapshots.values()]
+        known = [eta for eta in etas if eta is not None]
+        return max(known) if known else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "status": self.status.value,
+            "eta_seconds": self.eta_seconds(),
+            "last_report": _time(self.last_report),
             "job": self.run.job_name,
             "partition": self.run.tags.get(keys.PARTITION_TAG),
             "created": _time(self.record.create_timestamp.timestamp()),
@@ -153,7 +166,20 @@ class TaskReader:
         self.view = TaskView(record=record)
 
     def poll(self) -> TaskView:
-        """Reads what the run wrote since the last poll, then the run's status."""
+        """Reads what the run wrote since the last poll, then the run's status.
+
+        A run whose local worker process died is marked failed here, as nothing else would.
+        """
+        self._fold_new_records()
+        latest = self.instance.get_run_record_by_id(self.run_id)
+        if latest is not None and worker_died(self.instance, latest.dagster_run):
+            self._fold_new_records()
+            latest = self.instance.get_run_record_by_id(self.run_id)
+        if latest is not None:
+            self.view.record = latest
+        return self.view
+
+    def _fold_new_records(self) -> None:
         while True:
             connection = self.instance.get_records_for_run(
                 self.run_id, cursor=self.cursor, limit=1000
@@ -163,10 +189,6 @@ class TaskReader:
             self.cursor = connection.cursor
             if not connection.has_more:
                 break
-        latest = self.instance.get_run_record_by_id(self.run_id)
-        if latest is not None:
-            self.view.record = latest
-        return self.view
 
     def _fold(self, entry: dg.EventLogEntry) -> None:
         event = entry.dagster_event
@@ -174,6 +196,7 @@ class TaskReader:
             payload = parse_progress(entry.user_message)
             if payload is not None:
                 self.view.snapshots[payload["step"] or "task"] = payload
+                self.view.last_report = entry.timestamp
                 text = entry.user_message.partition(keys.PROGRESS_MARK)[0].rstrip()
             else:
                 text = entry.user_message
@@ -194,6 +217,15 @@ class TaskReader:
                 "processed": _processed(snapshot),
                 "item_id": snapshot.get("item_id") if snapshot else None,
                 "message": message,
+            }
+        elif kind == dg.DagsterEventType.RUN_FAILURE and self.view.failure is None:
+            # A run that failed outside any step, such as one whose worker died.
+            snapshot = next(reversed(self.view.snapshots.values()), None)
+            self.view.failure = {
+                "stage": snapshot["current_stage"] if snapshot else None,
+                "processed": _processed(snapshot),
+                "item_id": snapshot.get("item_id") if snapshot else None,
+                "message": event.message or entry.user_message or "the run failed",
             }
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
@@ -240,6 +272,10 @@ def list_tasks(
     rows = []
     for record in records:
         run = record.dagster_run
+        if worker_died(instance, run):
+            refreshed = instance.get_run_record_by_id(run.run_id)
+            record = refreshed or record
+            run = record.dagster_run
         rows.append(
             {
                 "id": run.run_id,

@@ -13,6 +13,8 @@ every tenth of a stage, and at the end.
 """
 
 import json
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,7 +90,9 @@ class DagsterProgressSink:
         self._tagged: tuple[str | None, int] = ("", -1)
 
     def write(self, payload: dict[str, Any]) -> None:
-        self.log.info(f"{describe(payload)} {keys.PROGRESS_MARK}{json.dumps(payload)}")
+        # The human line first; the UI folds the long second part of a message away.
+        compact = json.dumps(payload, separators=(",", ":"))
+        self.log.info(f"{describe(payload)}\n\n{keys.PROGRESS_MARK}{compact}")
         if payload["kind"] == "stage_finished":
             return  # the next stage's start, or the completion, follows at once
         tags = progress_tags(payload)
@@ -98,12 +102,27 @@ class DagsterProgressSink:
             self.instance.add_run_tags(self.run_id, tags)
             self._tagged = tagged
 
+    def tick(self) -> None:
+        """Stops this process when the run was asked to cancel but its launcher cannot stop it.
+
+        Tasks started by `plexus` run in a worker process that no run launcher knows, so the
+        UI's Terminate only marks them canceling; SIGTERM to this process makes Dagster end the
+        run CANCELED, as it does for a run its launcher stops.
+        """
+        run = self.instance.get_run_by_id(self.run_id)
+        if run is not None and run.status == dg.DagsterRunStatus.CANCELING:
+            self.log.info("The task was asked to cancel; stopping.")
+            os.kill(os.getpid(), signal.SIGTERM)
+
 
 class NullSink:
     """Discards progress: for runs whose config turns reporting off."""
 
     def write(self, payload: dict[str, Any]) -> None:
         del payload
+
+    def tick(self) -> None:
+        pass
 
 
 def task_progress(

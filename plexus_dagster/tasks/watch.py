@@ -51,13 +51,15 @@ def resources_line(resources: dict[str, Any]) -> str:
 class ProgressBars:
     """One bar per stage, updated from a `TaskView`."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 160) -> None:
+        narrow = width < 120
+        name_width = 14 if narrow else 28
         self.progress = Progress(
-            TextColumn("{task.description:<28}"),
-            BarColumn(bar_width=30),
-            TextColumn("{task.fields[counts]:>17}"),
+            TextColumn("{task.description:<" + str(name_width) + "}"),
+            BarColumn(bar_width=10 if narrow else 30),
+            TextColumn("{task.fields[counts]:>13}"),
             TextColumn("{task.fields[rate]:>12}"),
-            TextColumn("{task.fields[eta]:>14}"),
+            TextColumn("{task.fields[eta]:>11}"),
             TextColumn("{task.fields[message]}"),
             auto_refresh=False,
         )
@@ -87,6 +89,9 @@ class ProgressBars:
                     self.bars[stage["name"]], total=total, completed=processed, **fields
                 )
         status = f"task {view.id} ({view.run.job_name}): {view.status.value}"
+        task_eta = view.eta_seconds()
+        if task_eta is not None:
+            status += f", {_eta(task_eta)} for the task"
         self.footer = Text(f"{status}\n{resources_line(view.resources())}")
         return Group(self.progress, self.footer)
 
@@ -100,15 +105,27 @@ def _stage_line(stage: dict[str, Any]) -> str:
     )
 
 
-def _follow_lines(reader: TaskReader, console: Console, poll: float) -> TaskView:
-    """For a console that is not a terminal: a line each time a stage starts or ends."""
-    seen: dict[str, str] = {}
+def _follow_lines(
+    reader: TaskReader, console: Console, poll: float, *, every: float = 10.0
+) -> TaskView:
+    """For a console that is not a terminal, such as a log file: a line when a stage starts or
+    ends, and every ``every`` seconds while a stage moves."""
+    seen: dict[str, tuple[str, int]] = {}
+    last_line = time.monotonic()
     view = reader.poll()
     while True:
+        due = time.monotonic() - last_line >= every
         for stage in view.stages():
-            if seen.get(stage["name"]) != stage["status"] and stage["status"] != "pending":
-                seen[stage["name"]] = stage["status"]
-                console.print(_stage_line(stage), markup=False, highlight=False)
+            before = seen.get(stage["name"])
+            changed = before is None or before[0] != stage["status"]
+            moved = before is not None and before[1] != stage["processed"]
+            if stage["status"] != "pending" and (changed or (due and moved)):
+                seen[stage["name"]] = (stage["status"], stage["processed"])
+                line = _stage_line(stage)
+                if stage["status"] == "running" and stage["eta_seconds"] is not None:
+                    line += f", {_eta(stage['eta_seconds'])}"
+                console.print(line, markup=False, highlight=False)
+                last_line = time.monotonic()
         if view.finished:
             return view
         time.sleep(poll)
@@ -121,7 +138,7 @@ def watch(reader: TaskReader, console: Console, *, poll: float = 0.5) -> TaskVie
     On a terminal, a live bar per stage; elsewhere (a pipe, a CI log), a line per stage change.
     """
     if console.is_terminal:
-        bars = ProgressBars()
+        bars = ProgressBars(console.width)
         view = reader.poll()
         with Live(bars.update(view), console=console, refresh_per_second=4) as live:
             while not view.finished:
@@ -136,7 +153,7 @@ def watch(reader: TaskReader, console: Console, *, poll: float = 0.5) -> TaskVie
         item = f", item {error['item_id']!r}" if error.get("item_id") else ""
         console.print(
             f"Failed in stage {error.get('stage')!r} after {error.get('processed')} "
-            f"items{item}: {error['message']}",
+            f"counted{item}: {error['message']}",
             style="red",
             markup=False,
             highlight=False,

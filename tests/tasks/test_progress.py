@@ -29,6 +29,9 @@ class ListSink:
     def kinds(self) -> list[str]:
         return [p["kind"] for p in self.payloads]
 
+    def tick(self) -> None:
+        pass
+
 
 STAGES = [StageSpec("Load", unit="steps", total=1), StageSpec("Score"), StageSpec("Store")]
 
@@ -165,3 +168,20 @@ def test_the_background_writer_writes_while_the_caller_only_counts() -> None:
 
     assert "progress" in sink.kinds()
     assert stage(sink.payloads[-1], "Score")["processed"] == 1000
+
+
+def test_an_interrupt_marks_the_stage_canceled_not_failed() -> None:
+    clock, sink = Clock(), ListSink()
+    progress = TaskProgress(sink, STAGES, clock=clock)
+
+    def interrupted() -> None:
+        with progress.stage("Score", total=10):
+            progress.advance(3)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+
+    assert sink.payloads[-1]["kind"] == "canceled"
+    assert sink.payloads[-1]["error"] is None
+    assert stage(sink.payloads[-1], "Score")["status"] == "canceled"

@@ -1,7 +1,9 @@
 """Tasks launched from the command line and read back by other processes, on SQLite and Postgres."""
 
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +138,55 @@ def test_cancel_ends_a_running_task_canceled_within_five_seconds(
         assert record.end_time - asked.timestamp < 5
     document = show(task_id, slow_env)
     assert document["status"] == "CANCELED"
+    watched = run(["plexus", "tasks", "watch", task_id], slow_env)
+    assert watched.returncode == 1
+
+
+def wait_for_scoring(task_id: str, env: dict[str, str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        document = show(task_id, env)
+        stages = document["stages"]
+        if len(stages) > 2 and stages[2]["status"] == "running":
+            return document
+        time.sleep(0.5)
+    raise AssertionError(f"task {task_id} did not reach its Score stage")
+
+
+def test_a_cancel_request_from_the_ui_stops_a_task_the_cli_started(
+    slow_env: dict[str, str],
+) -> None:
+    task_id = submit(["plexus", "evaluate", "--scorecard", "slow"], slow_env)
+    wait_for_scoring(task_id, slow_env)
+
+    with dg.DagsterInstance.from_config(slow_env["DAGSTER_HOME"]) as instance:
+        started = instance.get_run_by_id(task_id)
+        assert started is not None
+        # What the UI's Terminate does when no run launcher knows the run.
+        instance.report_run_canceling(started, message="Terminate pressed in the UI.")
+        deadline = time.monotonic() + 10
+        while not instance.get_run_by_id(task_id).is_finished:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the task did not stop"
+            time.sleep(0.2)
+        assert instance.get_run_by_id(task_id).status == dg.DagsterRunStatus.CANCELED  # type: ignore[union-attr]
+    document = show(task_id, slow_env)
+    assert document["error"] is None
+    assert document["stages"][2]["status"] == "canceled"
+
+
+def test_a_worker_killed_outright_is_marked_failed_when_read(slow_env: dict[str, str]) -> None:
+    task_id = submit(["plexus", "evaluate", "--scorecard", "slow"], slow_env)
+    wait_for_scoring(task_id, slow_env)
+    with dg.DagsterInstance.from_config(slow_env["DAGSTER_HOME"]) as instance:
+        started = instance.get_run_by_id(task_id)
+        assert started is not None
+        os.kill(int(started.tags["plexus/pid"]), signal.SIGKILL)
+    time.sleep(1)
+
+    document = show(task_id, slow_env)
+
+    assert document["status"] == "FAILURE"
+    assert "ended without reporting" in document["error"]["message"]
     watched = run(["plexus", "tasks", "watch", task_id], slow_env)
     assert watched.returncode == 1
 

@@ -207,8 +207,8 @@ def _metrics_table(summary: dict[str, Any]) -> Table:
     table.add_column("score", overflow="fold")
     for name in METRIC_NAMES:
         table.add_column(HEADERS[name], justify="right", no_wrap=True)
-    for name in ("evaluated", "skipped", "errors"):
-        table.add_column(name[:4], justify="right", no_wrap=True)
+    for header in ("eval", "skip", "err"):
+        table.add_column(header, justify="right", no_wrap=True)
     for key, figures in summary["scores"].items():
         metrics = [
             "-" if figures[name] is None else f"{figures[name]:.3f}" for name in METRIC_NAMES

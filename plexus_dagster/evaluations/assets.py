@@ -157,7 +157,8 @@ def _evaluate(
     )
 
     allowed = int(config.max_error_share * len(items))
-    with progress.stage("Score", total=len(items), message=f"{len(scores)} scores"):
+    counted = f"{len(scores)} score{'' if len(scores) == 1 else 's'}"
+    with progress.stage("Score", total=len(items), message=counted):
         try:
             answers, errors = score_items(
                 scores, items, progress=progress, max_failed_items=allowed

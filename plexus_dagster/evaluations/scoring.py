@@ -194,10 +194,11 @@ def score_items(
         frames.append(score_batch(scores, ids[start:end], texts[start:end], errors))
         if progress is not None:
             progress.advance(len(ids[start:end]))
-        # Batches of about a quarter second: fast scorecards keep vectorized batches, slow
-        # ones still move their progress and name the item they are on.
+        # Batches of about a second, as often as progress is written: fast scorecards keep
+        # large vectorized batches (each classifier call has a fixed cost), slow ones still
+        # move their progress and name the item they are on.
         per_item = (time.perf_counter() - began) / len(ids[start:end])
-        size = max(1, min(batch_size, int(0.25 / per_item) if per_item else batch_size))
+        size = max(1, min(batch_size, int(1.0 / per_item) if per_item else batch_size))
         start = end
         if max_failed_items is not None and len(errors.items) > max_failed_items:
             if progress is not None:

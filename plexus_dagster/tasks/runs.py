@@ -65,6 +65,7 @@ class TaskRunner:
         follow: called with a reader of each task that must be waited for, returns at its end;
             the CLI draws progress bars here.
         announce: hears what the runner decides, such as training before an evaluation.
+        log_level: the level of the runs' console log, which a worker writes to its log file.
     """
 
     def __init__(

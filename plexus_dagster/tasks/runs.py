@@ -23,6 +23,7 @@ from plexus_dagster.scorecards.loader import Scorecard
 from plexus_dagster.scorecards.partitions import register_scorecards
 from plexus_dagster.sources.assets import items_key, source_key
 from plexus_dagster.sources.loading import local_copy, source_signature
+from plexus_dagster.sources.models import SourceConfig
 from plexus_dagster.tasks.launch import InProcessLauncher, Launcher, RunRequest
 from plexus_dagster.tasks.reading import TaskReader, TaskView
 
@@ -126,18 +127,19 @@ class TaskRunner:
         if added:
             logger.info("Registered scorecard partitions: %s.", ", ".join(added))
 
-    def _items_stale(self, source_name: str) -> bool:
+    def _items_stale(self, source: SourceConfig) -> bool:
         """Items are stale when missing, or when the source's declaration or file changed."""
-        stored = self.plexus.items_signature(source_name)
-        if stored is None or not self.plexus.items_path(source_name).exists():
+        stored = self.plexus.items_signature(source.name)
+        if stored is None or not self.plexus.items_path(source.name).exists():
             return True
-        source = self.plexus.sources()[source_name]
         current = source_signature(source, local_copy(source, self.plexus.settings))
         return current != stored
 
     def ensure_items(self, source_names: list[str]) -> list[TaskResult]:
-        """Loads the items of each source whose stored items are missing or older than its file."""
-        stale = [name for name in dict.fromkeys(source_names) if self._items_stale(name)]
+        """Loads the items of each source whose stored items are missing or out of date."""
+        sources = self.plexus.sources()
+        names = dict.fromkeys(source_names)
+        stale = [name for name in names if self._items_stale(sources[name])]
         if not stale:
             return []
         self.announce(f"Loading items of {', '.join(stale)}.")

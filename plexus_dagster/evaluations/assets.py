@@ -17,14 +17,17 @@ from plexus_dagster.evaluations.analysis import (
     metric_rows,
     summarize,
 )
+from plexus_dagster.evaluations.checkpoint import Checkpoint
 from plexus_dagster.evaluations.scoring import (
     MissingModelError,
+    ScoringErrors,
     TooManyFailures,
     load_scores,
     score_items,
 )
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.assets import read_items, scorecard_for_run
+from plexus_dagster.scorecards.models import ERROR
 from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.sources.assets import items_key
 from plexus_dagster.tasks.progress import StageSpec, TaskProgress
@@ -88,6 +91,14 @@ def _plot_metadata(summary: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def results_folder(plexus: PlexusResource, scorecard: str, run_id: str) -> Path:
     return plexus.settings.evaluations_dir / scorecard / run_id
+
+
+def checkpoint_folder(
+    plexus: PlexusResource, scorecard: str, context: dg.AssetExecutionContext
+) -> Path:
+    """Shared by a run and its retries: they have the same root run."""
+    root = context.run.root_run_id or context.run.run_id
+    return plexus.settings.storage_dir / "checkpoints" / scorecard / root
 
 
 def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
@@ -160,10 +171,30 @@ def _evaluate(
 
     allowed = int(config.max_error_share * len(items))
     counted = f"{len(scores)} score{'' if len(scores) == 1 else 's'}"
+    checkpoint = Checkpoint(checkpoint_folder(plexus, scorecard.key, context), versions)
     with progress.stage("Score", total=len(items), message=counted):
+        done = checkpoint.load(items["item_id"].tolist(), [s.config.key for s in scores])
+        errors = ScoringErrors()
+        if not done.empty:
+            resumed = done["item_id"].nunique()
+            errors.items |= set(done.loc[done["predicted"] == ERROR, "item_id"])
+            errors.count = int((done["predicted"] == ERROR).sum())
+            context.log.info(
+                "Resuming run %s: %d items were scored before it was lost; scoring the rest.",
+                context.run.root_run_id,
+                resumed,
+            )
+            progress.advance(resumed)
+            progress.set_message(f"{counted}; {resumed} items taken from the lost attempt")
+        todo = items[~items["item_id"].isin(set(done["item_id"]))]
         try:
             answers, errors = score_items(
-                scores, items, progress=progress, max_failed_items=allowed
+                scores,
+                todo,
+                progress=progress,
+                max_failed_items=allowed,
+                errors=errors,
+                on_batch=checkpoint.save,
             )
         except TooManyFailures as e:
             raise dg.Failure(
@@ -171,6 +202,8 @@ def _evaluate(
                 metadata={"stage": "Score", "item_id": str(progress.item_id)},
             ) from e
 
+    if not done.empty:
+        answers = pd.concat([done, answers], ignore_index=True)
     with progress.stage("Analyze", total=len(scorecard.scores)):
         results = attach_labels(scorecard, items, answers)
         summary = summarize(scorecard, results)
@@ -198,6 +231,7 @@ def _evaluate(
         }
         summary_path = folder / "summary.json"
         summary_path.write_text(json.dumps(document, indent=2))
+        checkpoint.discard()
         progress.advance()
     context.log.info(
         "Evaluated %d items of scorecard '%s' in %.1f s; %d answers failed.",

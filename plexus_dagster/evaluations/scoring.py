@@ -3,7 +3,7 @@
 import graphlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,12 +176,16 @@ def score_items(
     batch_size: int = 5000,
     progress: TaskProgress | None = None,
     max_failed_items: int | None = None,
+    errors: ScoringErrors | None = None,
+    on_batch: Callable[[pd.DataFrame], None] | None = None,
 ) -> tuple[pd.DataFrame, ScoringErrors]:
     """Answers of every score for every item, in batches counted on ``progress``.
 
-    Raises `TooManyFailures` as soon as more than ``max_failed_items`` items have failed.
+    ``on_batch`` gets each batch's answers as soon as they are made. Failures add to ``errors``
+    when given. Raises `TooManyFailures` as soon as more than ``max_failed_items`` items have
+    failed.
     """
-    errors = ScoringErrors()
+    errors = errors if errors is not None else ScoringErrors()
     ids = items["item_id"].tolist()
     texts = items["text"].tolist()
     frames = []
@@ -192,6 +196,8 @@ def score_items(
             progress.item_id = ids[start]
         began = time.perf_counter()
         frames.append(score_batch(scores, ids[start:end], texts[start:end], errors))
+        if on_batch is not None:
+            on_batch(frames[-1])
         if progress is not None:
             progress.advance(len(ids[start:end]))
         # Batches of about a second, as often as progress is written: fast scorecards keep

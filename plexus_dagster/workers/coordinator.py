@@ -20,7 +20,7 @@ from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 from plexus_dagster import keys
 from plexus_dagster.scorecards.loader import ScorecardError
 from plexus_dagster.settings import get_settings
-from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG
+from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG, lost_worker_message
 from plexus_dagster.workers.registry import WorkerInfo, WorkerRegistry
 from plexus_dagster.workers.requirements import (
     NEEDS_TAG,
@@ -162,6 +162,8 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
             queues[run.tags.get(DAGSTER_CELERY_QUEUE_TAG, queue_name(needs))] = needs
             if run.status == DagsterRunStatus.QUEUED:
                 self._update_waiting(run, needs, workers)
+            elif run.status == DagsterRunStatus.STARTING:
+                self._fail_if_lost(run, workers)
         for queue, needs in sorted(queues.items()):
             limits.append(
                 {
@@ -171,6 +173,18 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
                 }
             )
         return limits
+
+    def _fail_if_lost(self, run: DagsterRun, workers: Sequence[WorkerInfo]) -> None:
+        """Fails a run whose worker took it and was lost before the run reported its start.
+
+        Run monitoring judges started runs; one still starting would wait out the start timeout.
+        """
+        worker = run.tags.get(WORKER_TAG)
+        if not worker:
+            return
+        live = {info.name: info.incarnation for info in workers}
+        if live.get(worker) != run.tags.get(WORKER_ID_TAG):
+            self._instance.report_run_failed(run, message=lost_worker_message(worker))
 
     def _update_waiting(
         self, run: DagsterRun, needs: frozenset[str], workers: Sequence[WorkerInfo]

@@ -115,6 +115,11 @@ def _stop_heartbeat(**_: Any) -> None:
         _this.registry.remove(_this.info.name)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Celery stops a revoked task with SIGTERM; Dagster ends a run CANCELED on SIGINT."""
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+
+
 def _die_with_parent() -> None:
     """A task process outlives a worker killed outright unless the kernel ends it too."""
     with contextlib.suppress(OSError, AttributeError):
@@ -127,6 +132,7 @@ def _claim_run(kwargs: dict[str, Any] | None = None, **_: Any) -> None:
     if _this.info is None or not kwargs:
         return
     _die_with_parent()
+    _interrupt_on_sigterm()
     packed = kwargs.get("execute_job_args_packed")
     if packed is None:
         return

@@ -26,6 +26,13 @@ WORKER_TAG = "plexus/worker"
 WORKER_ID_TAG = "plexus/worker-id"
 
 
+def lost_worker_message(worker: str) -> str:
+    return (
+        f"Worker {worker} stopped sending heartbeats (none for {EXPIRY_SECONDS} s): it was "
+        "stopped or its machine is unreachable, and this run was lost with it."
+    )
+
+
 def make_celery(
     broker: str | None, backend: str | None, config_source: Mapping[str, Any] | None
 ) -> Celery:
@@ -120,11 +127,7 @@ class PlexusCeleryRunLauncher(CeleryRunLauncher):
         worker = run.tags.get(WORKER_TAG)
         info = self.registry.get(worker) if worker else None
         if worker and (info is None or info.incarnation != run.tags.get(WORKER_ID_TAG)):
-            return CheckRunHealthResult(
-                WorkerStatus.FAILED,
-                f"Worker {worker} stopped sending heartbeats (none for {EXPIRY_SECONDS} s): it was "
-                "stopped or its machine is unreachable, and this run was lost with it.",
-            )
+            return CheckRunHealthResult(WorkerStatus.FAILED, lost_worker_message(worker))
         if DAGSTER_CELERY_TASK_ID_TAG not in run.tags:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "Not yet sent to a worker.")
         return super().check_run_worker_health(run)

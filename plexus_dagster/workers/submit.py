@@ -49,7 +49,10 @@ class QueuedLauncher:
         if self._workspace is None:
             process = self._stack.enter_context(
                 WorkspaceProcessContext(
-                    self.instance, WorkspaceFileTarget(paths=[str(self.workspace_file)])
+                    self.instance,
+                    WorkspaceFileTarget(paths=[str(self.workspace_file)]),
+                    # The code server writes to this process's stdout, which --json keeps clean.
+                    code_server_log_level="ERROR",
                 )
             )
             self._workspace = process.create_request_context()

@@ -161,7 +161,7 @@ def _predict(
                     ) from e
                 failed |= found.items
                 first_errors.extend(found.first[: found.keep - len(first_errors)])
-                frames.append(answers)
+                frames.append(answers[answers["score_key"].isin(batch.stored_keys)])
 
         with progress.stage("Store", message=str(path)):
             scored_at = datetime.now(UTC)

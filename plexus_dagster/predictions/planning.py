@@ -33,9 +33,14 @@ def score_versions(scores: Sequence[ReadyScore]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Batch:
-    """Items that need the same scores run."""
+    """Items that need the same scores run.
+
+    ``stored_keys`` are the scores whose answers were out of date; the others of ``score_keys``
+    run only to hand their answers to the scores that depend on them.
+    """
 
     score_keys: list[str]
+    stored_keys: list[str]
     items: pd.DataFrame
 
 
@@ -86,7 +91,9 @@ def plan_scoring(
         for other in score.config.depends_on:
             runs[other] = runs[other] | runs[score.config.key]
 
-    matrix = np.column_stack([runs[key] for key in keys]) if keys else np.zeros((len(ids), 0))
+    width = len(keys)
+    both = [runs[key] for key in keys] + [needed[key] for key in keys]
+    matrix = np.column_stack(both) if keys else np.zeros((len(ids), 0), dtype=bool)
     any_run = matrix.any(axis=1)
     known = ids.isin(stored["item_id"]).to_numpy()
     batches = []
@@ -94,8 +101,9 @@ def plan_scoring(
         patterns, inverse = np.unique(matrix[any_run], axis=0, return_inverse=True)
         chosen = items[any_run]
         for number, pattern in enumerate(patterns):
-            run_keys = [key for key, runs_it in zip(keys, pattern, strict=True) if runs_it]
-            batches.append(Batch(run_keys, chosen[inverse.reshape(-1) == number]))
+            run_keys = [key for key, flag in zip(keys, pattern[:width], strict=True) if flag]
+            stored_keys = [key for key, flag in zip(keys, pattern[width:], strict=True) if flag]
+            batches.append(Batch(run_keys, stored_keys, chosen[inverse.reshape(-1) == number]))
     return Plan(
         batches=batches,
         new=int((any_run & ~known).sum()),

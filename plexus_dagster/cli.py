@@ -318,7 +318,7 @@ def predict(
     scorecard: ScorecardOption,
     source: Annotated[
         str | None,
-        typer.Option("--source", help="Source whose items are scored; the scorecard's own."),
+        typer.Option("--source", help="Source to score; the scorecard's own by default."),
     ] = None,
     text: Annotated[
         str | None,

@@ -165,12 +165,25 @@ def _instance() -> Any:
 
 def _runner() -> Any:
     # Dagster is imported here, not at the top, so that `plexus scorecards` stays quick.
+    import atexit
+
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
     from plexus_dagster.definitions import defs
-    from plexus_dagster.tasks.launch import LocalProcessLauncher
+    from plexus_dagster.tasks.launch import Launcher, LocalProcessLauncher
     from plexus_dagster.tasks.runs import TaskRunner
     from plexus_dagster.tasks.watch import watch
+    from plexus_dagster.workers.submit import QueuedLauncher
 
     instance = _instance()
+    launcher: Launcher
+    if isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        # A deployment with a daemon: tasks are queued and start where they can run.
+        queued = QueuedLauncher(instance)
+        atexit.register(queued.close)
+        launcher = queued
+    else:
+        launcher = LocalProcessLauncher(instance)
 
     def announce(message: str) -> None:
         err.print(message)
@@ -179,9 +192,7 @@ def _runner() -> Any:
         err.print(f"Task {reader.run_id} ({reader.view.run.job_name}) started.")
         return watch(reader, err)
 
-    return TaskRunner(
-        defs, instance, launcher=LocalProcessLauncher(instance), follow=follow, announce=announce
-    )
+    return TaskRunner(defs, instance, launcher=launcher, follow=follow, announce=announce)
 
 
 HEADERS = {
@@ -581,6 +592,72 @@ def tasks_cancel(task_id: TaskId) -> None:
 
     reader = _reader(task_id)
     out.print(cancel_task(reader.instance, reader.run_id))
+
+
+worker_app = typer.Typer(help="Run a worker daemon on this machine.", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+workers_app = typer.Typer(help="See the live worker daemons.", no_args_is_help=True)
+app.add_typer(workers_app, name="workers")
+
+
+@worker_app.command("start")
+def worker_start(
+    capabilities: Annotated[
+        str,
+        typer.Option(
+            "--capabilities",
+            help="Comma-separated capabilities besides detected GPUs, e.g. gpu,data:banking77.",
+        ),
+    ] = "",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="How many tasks at once.")
+    ] = 1,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Worker name, unique among live workers.")
+    ] = None,
+) -> None:
+    """Start a worker daemon that runs every task whose needs its capabilities cover.
+
+    It serves the instance of DAGSTER_HOME, which must use the worker deployment's dagster.yaml
+    (deploy/workers/dagster.yaml); it runs until stopped with Ctrl-C or SIGTERM.
+    """
+    from plexus_dagster.workers.daemon import start_worker
+    from plexus_dagster.workers.requirements import RequirementError
+
+    logging.getLogger("plexus_dagster").setLevel(logging.INFO)
+    wanted = [part.strip() for part in capabilities.split(",") if part.strip()]
+    try:
+        start_worker(name=name, capabilities=wanted, concurrency=concurrency)
+    except (RequirementError, RuntimeError) as e:
+        raise _fail(str(e)) from e
+
+
+@workers_app.command("list")
+def workers_list(as_json: AsJson = False) -> None:
+    """List the live worker daemons with their capabilities and running tasks."""
+    from plexus_dagster.workers.daemon import worker_launcher
+    from plexus_dagster.workers.status import worker_rows
+
+    instance = _instance()
+    try:
+        launcher = worker_launcher(instance)
+    except RuntimeError as e:
+        raise _fail(str(e)) from e
+    rows = worker_rows(instance, launcher.registry)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "host", "capabilities", "slots", "running", "heartbeat")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["host"],
+            ", ".join(row["capabilities"]) or "-",
+            f"{len(row['running'])}/{row['concurrency']}",
+            ", ".join(run_id[:8] for run_id in row["running"]) or "-",
+            f"{row['heartbeat_age']:.0f} s ago",
+        )
+    out.print(table if rows else "No live workers.")
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
         jobs=[items_job, train_job, evaluation_job, prediction_job],
         sensors=[scorecard_partitions_sensor],
         resources={"plexus": PlexusResource.from_settings(settings)},
+        # Each run is one process: a worker's task process may not start processes of its own,
+        # and the jobs' steps run one after the other anyway.
+        executor=dg.in_process_executor,
     )
 
 

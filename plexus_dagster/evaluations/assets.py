@@ -29,6 +29,7 @@ from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.sources.assets import items_key
 from plexus_dagster.tasks.progress import StageSpec, TaskProgress
 from plexus_dagster.tasks.reporting import task_progress
+from plexus_dagster.workers.requirements import op_tags
 
 GROUP = "evaluations"
 
@@ -102,6 +103,7 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
         ),
         kinds={"parquet", "pandas"},
         tags={"plexus/task": "evaluate"},
+        op_tags=op_tags(needs_from=["scores", "source"]),
     )
     def evaluation_results(
         context: dg.AssetExecutionContext, config: EvaluationConfig, plexus: PlexusResource

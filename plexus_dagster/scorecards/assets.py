@@ -13,6 +13,7 @@ from plexus_dagster.sources.assets import items_key
 from plexus_dagster.sources.normalize import read_labels
 from plexus_dagster.tasks.progress import StageSpec, TaskProgress
 from plexus_dagster.tasks.reporting import task_progress
+from plexus_dagster.workers.requirements import op_tags
 
 GROUP = "scorecards"
 
@@ -69,6 +70,7 @@ def build_trained_models(source_names: list[str]) -> dg.AssetsDefinition:
         ),
         kinds={"scikitlearn"},
         tags={"plexus/task": "train"},
+        op_tags=op_tags(needs_from=["scores", "train_source"]),
     )
     def trained_models(
         context: dg.AssetExecutionContext, config: TrainConfig, plexus: PlexusResource

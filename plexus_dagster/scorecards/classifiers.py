@@ -184,3 +184,8 @@ def build_untrained(kind: str, parameters: dict[str, Any]) -> Classifier:
     if kind == "keyword":
         return KeywordClassifier(KeywordParameters.model_validate(parameters))
     raise ValueError(f"classifier {kind!r} must be trained before it can predict")
+
+
+def classifier_needs(kind: str, parameters: dict[str, Any]) -> frozenset[str]:
+    """What a worker must have to run a classifier of ``kind`` configured with ``parameters``."""
+    return frozenset()

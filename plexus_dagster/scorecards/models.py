@@ -1,10 +1,12 @@
 """The shape of a scorecard file: sections of scores, each a question with a classifier."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
+# A capability a worker offers and a score or op may need: gpu, data:<dataset>, ...
+CAPABILITY_PATTERN = r"^[a-z0-9][a-z0-9_.:-]*$"
 
 # The answers an evaluation records for a score that did not answer an item.
 SKIPPED = "SKIPPED"  # a depends_on condition failed
@@ -49,6 +51,10 @@ class ScoreConfig(BaseModel):
     depends_on: dict[str, str | list[str]] = Field(
         default_factory=dict,
         description="Score key to the answer(s) it must give for this score to run.",
+    )
+    needs: list[Annotated[str, Field(pattern=CAPABILITY_PATTERN)]] = Field(
+        default_factory=list,
+        description="Capabilities a worker must have to run this score, e.g. gpu or data:crm.",
     )
 
     def required_answers(self, key: str) -> set[str]:

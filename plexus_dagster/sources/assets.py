@@ -17,6 +17,7 @@ from plexus_dagster.sources.models import SourceConfig
 from plexus_dagster.sources.normalize import normalize_items, write_items
 from plexus_dagster.tasks.progress import StageSpec, TaskProgress
 from plexus_dagster.tasks.reporting import task_progress
+from plexus_dagster.workers.requirements import data_need, op_tags, source_dataset
 
 GROUP = "sources"
 
@@ -55,6 +56,8 @@ def _locate_and_read(
 
 def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
     """The assets of one source: its raw file, then its items as Parquet."""
+    # Both read the data set, so both run only where it can be reached.
+    needs = op_tags([data_need(source_dataset(source))])
 
     @dg.asset(
         key=source_key(source.name),
@@ -64,6 +67,7 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
             f"lives at a URL. One row is one record of the file. {source.description}"
         ).strip(),
         kinds={source.format},
+        op_tags=needs,
     )
     def raw_source(
         context: dg.AssetExecutionContext, plexus: PlexusResource
@@ -90,6 +94,7 @@ def build_source_assets(source: SourceConfig) -> list[dg.AssetsDefinition]:
             "(speaker and text of each turn of a conversation), metadata and labels as JSON."
         ),
         kinds={"parquet", "pandas"},
+        op_tags=needs,
     )
     def items(context: dg.AssetExecutionContext, plexus: PlexusResource) -> dg.MaterializeResult:
         with task_progress(context, ITEMS_STAGES) as progress:

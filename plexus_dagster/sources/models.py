@@ -55,6 +55,14 @@ class SourceConfig(BaseModel):
         description="http(s) URL, used when the path is not given or not present.",
     )
     split: str | None = Field(default=None, description="Which split of a data set this is.")
+    dataset: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description=(
+            "The data set a worker needs access to (capability data:<dataset>) to read this "
+            "source; the top folder of a relative path, else the source name, when unset."
+        ),
+    )
     filter: str | None = Field(
         default=None, description="pandas query keeping the rows that match, e.g. tag != 'UNK'."
     )

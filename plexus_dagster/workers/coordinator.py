@@ -1,0 +1,180 @@
+"""The queued run coordinator of the worker deployment: needs in, slots out.
+
+On submission a run gets its needs (from its ops' tags and its scorecard), the Celery queue of
+those needs and the tag every worker run carries. At each pass of the daemon, the coordinator
+turns the live workers into tag concurrency limits: a queue gets as many slots as the workers
+that can serve it have, and all runs together no more than all workers have. A run no live
+worker can take stays QUEUED, tagged with the reason, and holds up no other run.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+from dagster._core.run_coordinator.queued_run_coordinator import RunQueueConfig
+from dagster._serdes import ConfigurableClassData
+from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
+
+from plexus_dagster import keys
+from plexus_dagster.scorecards.loader import ScorecardError
+from plexus_dagster.settings import get_settings
+from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG
+from plexus_dagster.workers.registry import WorkerInfo, WorkerRegistry
+from plexus_dagster.workers.requirements import (
+    NEEDS_TAG,
+    RequirementError,
+    format_needs,
+    ops_needs,
+    parse_needs,
+    queue_name,
+    scorecard_needs,
+)
+
+logger = logging.getLogger(__name__)
+
+# Every run of the worker deployment carries this tag; its limit is all live slots.
+POOL_TAG = "plexus/pool"
+POOL = "workers"
+# Why a queued run is not started: set while no live worker can take it, emptied after.
+WAITING_TAG = "plexus/waiting"
+
+
+def run_needs(instance: DagsterInstance, run: DagsterRun) -> frozenset[str]:
+    """The run's needs: its ops' needs and, for those that ask, its scorecard's."""
+    snapshot = instance.get_job_snapshot(run.job_snapshot_id) if run.job_snapshot_id else None
+    op_tags = [op.tags for op in snapshot.node_defs_snapshot.op_def_snaps] if snapshot else []
+    needs, parts = ops_needs(op_tags)
+    scorecard = run.tags.get(keys.PARTITION_TAG) or run.tags.get(keys.SCORECARD_TAG)
+    if parts and scorecard:
+        from plexus_dagster.resources import PlexusResource
+
+        plexus = PlexusResource.from_settings(get_settings())
+        catalog = plexus.catalog()
+        found = catalog.scorecards.get(scorecard)
+        if found is not None:
+            needs |= scorecard_needs(found.config, plexus.sources(), parts)
+    return needs
+
+
+def waiting_reason(needs: frozenset[str]) -> str:
+    wanted = format_needs(needs).replace(",", ", ") or "no particular capability"
+    return f"waiting for a worker with {wanted}"
+
+
+def queue_slots(queue_needs: frozenset[str], workers: Sequence[WorkerInfo]) -> int:
+    return sum(worker.concurrency for worker in workers if worker.can_run(queue_needs))
+
+
+class PlexusRunCoordinator(QueuedRunCoordinator):
+    """Queues runs and starts each only when a live worker that can run it has a free slot."""
+
+    def __init__(self, registry_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._registry_url = registry_url
+        self._registry: WorkerRegistry | None = None
+
+    @classmethod
+    def config_type(cls) -> Any:
+        from dagster import Field, StringSource
+
+        base = QueuedRunCoordinator.config_type()
+        assert isinstance(base, dict)
+        return {
+            **base,
+            "registry_url": Field(
+                StringSource,
+                is_required=False,
+                description=(
+                    "Redis URL of the worker heartbeats; the run launcher's result backend when "
+                    "unset."
+                ),
+            ),
+        }
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> Self:
+        values = dict(config_value)
+        registry_url = values.pop("registry_url", None)
+        coordinator = super().from_config_value(inst_data, values)
+        coordinator._registry_url = registry_url
+        return coordinator
+
+    @property
+    def registry(self) -> WorkerRegistry:
+        if self._registry is None:
+            url = self._registry_url or getattr(self._instance.run_launcher, "backend", None)
+            if not url:
+                raise RuntimeError(
+                    "PlexusRunCoordinator needs registry_url, or a run launcher with a Redis "
+                    "backend."
+                )
+            self._registry = WorkerRegistry(url)
+        return self._registry
+
+    def submit_run(self, context: SubmitRunContext) -> DagsterRun:
+        run = context.dagster_run
+        try:
+            needs = run_needs(self._instance, run)
+        except (RequirementError, ScorecardError, OSError) as e:
+            # The run itself reports the bad scorecard; route it by its ops' needs alone.
+            logger.warning("Could not read the needs of run %s: %s", run.run_id, e)
+            needs = parse_needs(run.tags.get(NEEDS_TAG))
+        tags = {
+            NEEDS_TAG: format_needs(needs),
+            DAGSTER_CELERY_QUEUE_TAG: queue_name(needs),
+            POOL_TAG: POOL,
+            # A retried run starts afresh: the worker of the run it retries is not its own.
+            WORKER_TAG: "",
+            WORKER_ID_TAG: "",
+        }
+        workers = self.registry.live()
+        tags[WAITING_TAG] = "" if queue_slots(needs, workers) else waiting_reason(needs)
+        self._instance.add_run_tags(run.run_id, tags)
+        return super().submit_run(context)
+
+    def get_run_queue_config(self) -> RunQueueConfig:
+        base = super().get_run_queue_config()
+        try:
+            limits = self._worker_limits()
+        except Exception:
+            logger.exception("Could not read the live workers; starting no run this pass.")
+            limits = [{"key": POOL_TAG, "value": POOL, "limit": 0}]
+        return base._replace(tag_concurrency_limits=[*base.tag_concurrency_limits, *limits])
+
+    def _worker_limits(self) -> list[dict[str, Any]]:
+        workers = self.registry.live()
+        limits: list[dict[str, Any]] = [
+            {"key": POOL_TAG, "value": POOL, "limit": sum(w.concurrency for w in workers)}
+        ]
+        statuses = [
+            DagsterRunStatus.QUEUED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+        ]
+        runs = self._instance.get_runs(RunsFilter(statuses=statuses, tags={POOL_TAG: POOL}))
+        queues: dict[str, frozenset[str]] = {}
+        for run in runs:
+            needs = parse_needs(run.tags.get(NEEDS_TAG))
+            queues[run.tags.get(DAGSTER_CELERY_QUEUE_TAG, queue_name(needs))] = needs
+            if run.status == DagsterRunStatus.QUEUED:
+                self._update_waiting(run, needs, workers)
+        for queue, needs in sorted(queues.items()):
+            limits.append(
+                {
+                    "key": DAGSTER_CELERY_QUEUE_TAG,
+                    "value": queue,
+                    "limit": queue_slots(needs, workers),
+                }
+            )
+        return limits
+
+    def _update_waiting(
+        self, run: DagsterRun, needs: frozenset[str], workers: Sequence[WorkerInfo]
+    ) -> None:
+        reason = "" if queue_slots(needs, workers) else waiting_reason(needs)
+        if run.tags.get(WAITING_TAG, "") != reason:
+            self._instance.add_run_tags(run.run_id, {WAITING_TAG: reason})

@@ -1,0 +1,191 @@
+"""A worker daemon: a Celery worker that serves the queues its capabilities allow.
+
+Started by `plexus worker start`. It reads the instance of its DAGSTER_HOME, whose run launcher
+must be `PlexusCeleryRunLauncher`, and runs each task in a child process of its own that is
+replaced after every run (so each run imports the code as it is now) and that dies with the
+worker. While it lives, it writes a heartbeat to the registry; the run coordinator counts slots
+from those heartbeats and run monitoring fails the runs of a worker whose heartbeat stopped.
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from celery.signals import task_prerun, worker_ready, worker_shutdown
+from dagster import DagsterInstance
+from dagster._serdes import unpack_value
+
+from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG, PlexusCeleryRunLauncher
+from plexus_dagster.workers.registry import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
+from plexus_dagster.workers.requirements import GPU, check_capability, worker_queues
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    count: int
+    models: list[str]
+    reason: str = ""
+
+
+def detect_gpus() -> GpuInfo:
+    """The machine's NVIDIA GPUs, through NVML; none, with the reason, when NVML is missing."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as e:  # pynvml raises its own error kinds, all meaning "no GPU here"
+        return GpuInfo(0, [], f"no NVIDIA driver ({type(e).__name__})")
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        models = [
+            str(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)))
+            for i in range(count)
+        ]
+    finally:
+        pynvml.nvmlShutdown()
+    return GpuInfo(count, models, "" if count else "the driver reports no GPU")
+
+
+def worker_launcher(instance: DagsterInstance) -> PlexusCeleryRunLauncher:
+    launcher = instance.run_launcher
+    if not isinstance(launcher, PlexusCeleryRunLauncher):
+        raise RuntimeError(
+            f"The instance at {instance.root_directory} launches runs with "
+            f"{type(launcher).__name__}, not PlexusCeleryRunLauncher, so no run would reach a "
+            "worker. Point DAGSTER_HOME at a folder with the worker deployment's dagster.yaml "
+            "(deploy/workers/dagster.yaml)."
+        )
+    return launcher
+
+
+@dataclass
+class _Worker:
+    """What the worker's process knows of itself; set before Celery starts and forks."""
+
+    info: WorkerInfo | None = None
+    registry: WorkerRegistry | None = None
+    stop: threading.Event | None = None
+
+
+_this = _Worker()
+
+
+def _beat(info: WorkerInfo, registry: WorkerRegistry, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            registry.beat(info)
+        except Exception:  # Redis away for a moment: the next beat may reach it
+            logger.exception("Could not write the heartbeat of worker %s.", info.name)
+        stop.wait(HEARTBEAT_SECONDS)
+
+
+@worker_ready.connect
+def _start_heartbeat(**_: Any) -> None:
+    if _this.info is None or _this.registry is None:
+        return
+    _this.stop = threading.Event()
+    threading.Thread(
+        target=_beat,
+        args=(_this.info, _this.registry, _this.stop),
+        name="plexus-heartbeat",
+        daemon=True,
+    ).start()
+    logger.info("Worker %s is ready; queues: %s.", _this.info.name, ", ".join(_this.info.queues))
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    if _this.info is None or _this.registry is None:
+        return
+    if _this.stop is not None:
+        _this.stop.set()
+    with contextlib.suppress(Exception):
+        _this.registry.remove(_this.info.name)
+
+
+def _die_with_parent() -> None:
+    """A task process outlives a worker killed outright unless the kernel ends it too."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@task_prerun.connect
+def _claim_run(kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+    """Runs in the task's process: records on the run which worker runs it."""
+    if _this.info is None or not kwargs:
+        return
+    _die_with_parent()
+    packed = kwargs.get("execute_job_args_packed")
+    if packed is None:
+        return
+    run_id = getattr(unpack_value(packed), "run_id", None)  # ExecuteRunArgs or ResumeRunArgs
+    if run_id is None:
+        return
+    with DagsterInstance.get() as instance:
+        instance.add_run_tags(
+            run_id, {WORKER_TAG: _this.info.name, WORKER_ID_TAG: _this.info.incarnation}
+        )
+
+
+def start_worker(
+    *,
+    name: str | None,
+    capabilities: list[str],
+    concurrency: int,
+    log_level: str = "INFO",
+) -> None:
+    """Runs a worker in this process until it is stopped."""
+    instance = DagsterInstance.get()
+    launcher = worker_launcher(instance)
+    gpus = detect_gpus()
+    caps = sorted({check_capability(c) for c in capabilities} | ({GPU} if gpus.count else set()))
+    if gpus.count:
+        logger.info("Found %d GPU(s): %s; offering gpu.", gpus.count, ", ".join(gpus.models))
+    else:
+        logger.info("No GPU (%s).", gpus.reason)
+    host = socket.gethostname()
+    worker_name = name or f"worker-{uuid.uuid4().hex[:6]}"
+    info = WorkerInfo(
+        name=worker_name,
+        host=host,
+        pid=os.getpid(),
+        capabilities=caps,
+        concurrency=concurrency,
+        queues=worker_queues(caps),
+        started_at=time.time(),
+    )
+    existing = launcher.registry.get(worker_name)
+    if existing is not None and (existing.host, existing.pid) != (host, info.pid):
+        raise RuntimeError(
+            f"A worker named {worker_name} is already alive on {existing.host} (pid "
+            f"{existing.pid}); give this one another --name."
+        )
+    _this.info = replace(info)
+    _this.registry = launcher.registry
+    launcher.celery.worker_main(
+        [
+            "worker",
+            f"--hostname={worker_name}@{host}",
+            f"--queues={','.join(info.queues)}",
+            f"--concurrency={concurrency}",
+            # A fresh process for every run: it imports the code as it is now, and the in-process
+            # executor runs there (a pool process may not start processes of its own).
+            "--max-tasks-per-child=1",
+            "--prefetch-multiplier=1",
+            "--without-gossip",
+            "--without-mingle",
+            f"--loglevel={log_level}",
+        ]
+    )

@@ -1,0 +1,130 @@
+"""Sending runs to worker daemons over Celery, and noticing when a worker is lost.
+
+`PlexusCeleryRunLauncher` is dagster-celery's run launcher with three changes: a run goes to the
+queue of its needs (set by `PlexusRunCoordinator`), a run whose worker stopped sending heartbeats
+is reported failed, and terminating a run reports it canceling first so that it ends CANCELED.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from celery import Celery
+from dagster import DagsterRun, DagsterRunStatus
+from dagster import _check as check
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._serdes import ConfigurableClassData
+from dagster_celery.launcher import CeleryRunLauncher
+from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
+from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
+
+from plexus_dagster.workers.registry import EXPIRY_SECONDS, WorkerRegistry
+from plexus_dagster.workers.requirements import QUEUE_PREFIX
+
+# The worker that took a run, as its name; set by the worker when the run starts.
+WORKER_TAG = "plexus/worker"
+# Which run of that worker: one restarted under the same name has lost the runs of the last.
+WORKER_ID_TAG = "plexus/worker-id"
+
+
+def make_celery(
+    broker: str | None, backend: str | None, config_source: Mapping[str, Any] | None
+) -> Celery:
+    """The Celery app shared by the launcher and the workers."""
+    app = Celery("plexus", broker=broker, backend=backend)
+    app.conf.update(
+        task_default_queue=QUEUE_PREFIX,
+        # Queues are named after need sets and made when first used.
+        task_create_missing_queues=True,
+        # A worker takes a run only when it has a free slot for it.
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        result_extended=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        **(config_source or {}),
+    )
+    create_execute_job_task(app)
+    create_resume_job_task(app)
+    return app
+
+
+class PlexusCeleryRunLauncher(CeleryRunLauncher):
+    """Launches each run on a worker that serves its needs' queue; see the module docstring."""
+
+    def __init__(
+        self,
+        default_queue: str = QUEUE_PREFIX,
+        broker: str | None = None,
+        backend: str | None = None,
+        include: list[str] | None = None,
+        config_source: dict | None = None,
+        inst_data: ConfigurableClassData | None = None,
+    ) -> None:
+        super().__init__(
+            default_queue=default_queue,
+            broker=broker,
+            backend=backend,
+            include=include,
+            config_source=config_source,
+            inst_data=inst_data,
+        )
+        if not (backend or "").startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "PlexusCeleryRunLauncher needs a Redis result backend (backend: redis://...): "
+                "it keeps the workers' heartbeats there, and with rpc:// run monitoring cannot "
+                "tell a running task from a lost one."
+            )
+        self.celery = make_celery(broker, backend, config_source)
+        self.registry = WorkerRegistry(check.not_none(backend))
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> Self:
+        return cls(inst_data=inst_data, **config_value)
+
+    def _launch_celery_task_run(
+        self, run: DagsterRun, task_signature: Any, routing_key: str
+    ) -> None:
+        queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
+        result = task_signature.apply_async(queue=queue, routing_key=queue)
+        self._instance.add_run_tags(run.run_id, {DAGSTER_CELERY_TASK_ID_TAG: result.task_id})
+        self._instance.report_engine_event(
+            f"Sent to Celery queue {queue}; a worker serving it will start the run.",
+            run,
+            cls=self.__class__,
+        )
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        if run.status != DagsterRunStatus.CANCELING:
+            self._instance.report_run_canceling(run, message="Stopping the task on its worker.")
+        task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
+        if task_id:
+            # SIGTERM lets Dagster end the run CANCELED; run monitoring's cancel timeout marks
+            # it CANCELED if the worker is gone and cannot.
+            self.celery.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        worker = run.tags.get(WORKER_TAG)
+        if not worker or self.registry.get(worker) is None:
+            # Not started on any worker, or its worker is gone: nothing will report the end.
+            current = self._instance.get_run_by_id(run_id)
+            if current is not None and not current.is_finished:
+                self._instance.report_run_canceled(
+                    current, message="Canceled before a worker ran it."
+                )
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        worker = run.tags.get(WORKER_TAG)
+        info = self.registry.get(worker) if worker else None
+        if worker and (info is None or info.incarnation != run.tags.get(WORKER_ID_TAG)):
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED,
+                f"Worker {worker} stopped sending heartbeats (none for {EXPIRY_SECONDS} s): it was "
+                "stopped or its machine is unreachable, and this run was lost with it.",
+            )
+        if DAGSTER_CELERY_TASK_ID_TAG not in run.tags:
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "Not yet sent to a worker.")
+        return super().check_run_worker_health(run)

@@ -31,6 +31,7 @@ from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.sources.assets import items_key
 from plexus_dagster.tasks.progress import StageSpec, TaskProgress
 from plexus_dagster.tasks.reporting import task_progress
+from plexus_dagster.workers.requirements import op_tags
 
 GROUP = "predictions"
 
@@ -78,6 +79,7 @@ def build_predictions(source_names: list[str]) -> dg.AssetsDefinition:
         ),
         kinds={"parquet", "pandas"},
         tags={"plexus/task": "predict"},
+        op_tags=op_tags(needs_from=["scores", "source"]),
     )
     def predictions(
         context: dg.AssetExecutionContext, config: PredictionConfig, plexus: PlexusResource

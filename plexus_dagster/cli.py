@@ -1,4 +1,4 @@
-"""The ``plexus`` command: scorecards, training and evaluation from a terminal."""
+"""The ``plexus`` command: scorecards, training, evaluation and scoring from a terminal."""
 
 import json
 import logging
@@ -322,6 +322,132 @@ def evaluate(
     out.print(_metrics_table(summary))
     out.print(f"Task {result.run_id}.")
     out.print(f"Per-item results: {summary['results_path']}", soft_wrap=True)
+
+
+@app.command()
+def predict(
+    scorecard: ScorecardOption,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Source to score; the scorecard's own by default."),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", "-t", help="Score this one text here, without a task."),
+    ] = None,
+    max_error_share: Annotated[
+        float,
+        typer.Option("--max-error-share", min=0.0, max=1.0, help="Share of items allowed to fail."),
+    ] = 0.1,
+    wait: Wait = False,
+    as_json: AsJson = False,
+) -> None:
+    """Score the items of a source with a scorecard, or one text with --text.
+
+    The items are scored as a task: items already scored with the current models are left as
+    they are, so a source that grows has only its new items scored. The task loads the items and
+    trains the scorecard first when that has not been done yet. With --wait, prints how many items
+    were scored, skipped as already scored and failed, and where the predictions are.
+
+    With --text, the text is scored in this process, with no task, and each score's answer is
+    printed; the scorecard's trained scores must have been trained.
+    """
+    chosen, scorecards = _scorecard(scorecard)
+    if text is not None:
+        if source is not None or wait:
+            raise _fail("--text scores one text in this process; leave out --source and --wait")
+        if not text.strip():
+            raise _fail("--text is empty; give the text to score")
+        _predict_text(chosen, text, as_json)
+        return
+    if source is not None and source not in _known_sources():
+        known = ", ".join(sorted(_known_sources())) or "none"
+        raise _fail(f"unknown source {source!r}; declared sources: {known}")
+    _predict_source(chosen, scorecards, source, max_error_share, wait, as_json)
+
+
+def _predict_source(
+    chosen: Scorecard,
+    scorecards: dict[str, Scorecard],
+    source: str | None,
+    max_error_share: float,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    from plexus_dagster.tasks.launch import LaunchError
+    from plexus_dagster.tasks.runs import TaskFailed
+
+    runner = _runner()
+    runner.register(scorecards)
+    try:
+        result = runner.predict(
+            chosen, source=source, options={"max_error_share": max_error_share}, wait=wait
+        )
+    except (TaskFailed, LaunchError) as e:
+        raise _fail(str(e), code=1) from e
+    if not result.finished:
+        _submitted(result, as_json)
+        return
+    metadata = result.metadata
+    summary = {
+        "task_id": result.run_id,
+        "scorecard": chosen.key,
+        "source": metadata["plexus/source"],
+        "items": metadata["plexus/items"],
+        "new_items": metadata["plexus/new_items"],
+        "rescored_items": metadata["plexus/rescored_items"],
+        "already_scored": metadata["plexus/already_scored"],
+        "failed_items": metadata["plexus/failed_items"],
+        "results_path": metadata["plexus/results_path"],
+        "rows": metadata["dagster/row_count"],
+        "model_versions": metadata["plexus/model_versions"],
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    scored = summary["new_items"] + summary["rescored_items"] - summary["failed_items"]
+    out.print(
+        f"Task {result.run_id}: scored {scored} of the {summary['items']} items of "
+        f"'{summary['source']}' with scorecard '{chosen.key}' ({summary['new_items']} new, "
+        f"{summary['rescored_items']} out of date); {summary['already_scored']} skipped as "
+        f"already scored; {summary['failed_items']} failed.",
+        soft_wrap=True,
+    )
+    out.print(f"Predictions ({summary['rows']} rows): {summary['results_path']}", soft_wrap=True)
+
+
+def _predict_text(chosen: Scorecard, text: str, as_json: bool) -> None:
+    from plexus_dagster.evaluations.scoring import MissingModelError
+    from plexus_dagster.predictions.text import load_scorecard, score_text
+
+    try:
+        loaded = load_scorecard(chosen.config, get_settings())
+    except MissingModelError as e:
+        raise _fail(str(e), code=1) from e
+    scored = score_text(loaded, text)
+    timing = {"load": round(loaded.load_seconds, 4), "predict": round(scored.seconds, 4)}
+    if as_json:
+        document = {
+            "scorecard": chosen.key,
+            "text": text,
+            "scores": scored.answers,
+            "model_versions": loaded.versions,
+            "seconds": timing,
+        }
+        print(json.dumps(document))
+    else:
+        table = Table("score", "value", "confidence", "explanation", box=box.SIMPLE_HEAD)
+        for key, answer in scored.answers.items():
+            confidence = answer["confidence"]
+            shown = "" if confidence is None else f"{confidence:.2f}"
+            table.add_row(key, answer["value"], shown, answer["explanation"])
+        out.print(table)
+        err.print(
+            f"Loaded {len(loaded.scores)} scores in {timing['load']:.2f} s; "
+            f"scored the text in {timing['predict'] * 1000:.1f} ms."
+        )
+    if scored.errors.count:
+        raise typer.Exit(1)
 
 
 tasks_app = typer.Typer(help="List, show, watch and cancel tasks.", no_args_is_help=True)

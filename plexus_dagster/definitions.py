@@ -3,7 +3,8 @@
 import dagster as dg
 
 from plexus_dagster.evaluations.assets import build_evaluation_results
-from plexus_dagster.jobs import evaluation_job, items_job, train_job
+from plexus_dagster.jobs import evaluation_job, items_job, prediction_job, train_job
+from plexus_dagster.predictions.assets import build_predictions
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.assets import build_trained_models
 from plexus_dagster.scorecards.sensors import scorecard_partitions_sensor
@@ -22,8 +23,9 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
             *source_assets,
             build_trained_models(names),
             build_evaluation_results(names),
+            build_predictions(names),
         ],
-        jobs=[items_job, train_job, evaluation_job],
+        jobs=[items_job, train_job, evaluation_job, prediction_job],
         sensors=[scorecard_partitions_sensor],
         resources={"plexus": PlexusResource.from_settings(settings)},
         # Each run is one process: a worker's task process may not start processes of its own,

@@ -2,6 +2,9 @@
 
 import dagster as dg
 
+from plexus_dagster.automation.failures import task_failures
+from plexus_dagster.automation.schedules import build_evaluation_schedule
+from plexus_dagster.automation.sensors import build_source_files_sensor, build_task_failure_sensor
 from plexus_dagster.evaluations.assets import build_evaluation_results
 from plexus_dagster.jobs import evaluation_job, items_job, train_job
 from plexus_dagster.resources import PlexusResource
@@ -22,9 +25,15 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
             *source_assets,
             build_trained_models(names),
             build_evaluation_results(names),
+            task_failures,
         ],
         jobs=[items_job, train_job, evaluation_job],
-        sensors=[scorecard_partitions_sensor],
+        sensors=[
+            scorecard_partitions_sensor,
+            build_source_files_sensor(settings),
+            build_task_failure_sensor(settings),
+        ],
+        schedules=[build_evaluation_schedule(settings)],
         resources={"plexus": PlexusResource.from_settings(settings)},
     )
 

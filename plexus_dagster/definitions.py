@@ -6,7 +6,8 @@ from plexus_dagster.automation.failures import task_failures
 from plexus_dagster.automation.schedules import build_evaluation_schedule
 from plexus_dagster.automation.sensors import build_source_files_sensor, build_task_failure_sensor
 from plexus_dagster.evaluations.assets import build_evaluation_results
-from plexus_dagster.jobs import evaluation_job, items_job, train_job
+from plexus_dagster.jobs import evaluation_job, items_job, prediction_job, train_job
+from plexus_dagster.predictions.assets import build_predictions
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.assets import build_trained_models
 from plexus_dagster.scorecards.sensors import scorecard_partitions_sensor
@@ -25,9 +26,10 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
             *source_assets,
             build_trained_models(names),
             build_evaluation_results(names),
+            build_predictions(names),
             task_failures,
         ],
-        jobs=[items_job, train_job, evaluation_job],
+        jobs=[items_job, train_job, evaluation_job, prediction_job],
         sensors=[
             scorecard_partitions_sensor,
             build_source_files_sensor(settings),

@@ -1,4 +1,4 @@
-"""The jobs users launch: load items, train a scorecard, evaluate a scorecard."""
+"""The jobs users launch: load items, train, evaluate and score with a scorecard."""
 
 import dagster as dg
 
@@ -18,4 +18,14 @@ evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets("evaluation_results"),
     description="Evaluates one scorecard (the partition) against the human labels of its source.",
+)
+
+prediction_job = dg.define_asset_job(
+    "prediction_job",
+    selection=dg.AssetSelection.assets("predictions"),
+    description=(
+        "Scores the items of a source with one scorecard (the partition): the scorecard's source "
+        "unless op config names another. Items already scored with the current models are left "
+        "as they are."
+    ),
 )

@@ -33,3 +33,12 @@ REJECTED_SAMPLE = "plexus/rejected_sample"
 RESULTS_PATH = "plexus/results_path"
 SUMMARY_PATH = "plexus/summary_path"
 MODEL_VERSIONS = "plexus/model_versions"
+
+# Metadata keys of predictions
+# The source whose items were scored.
+SOURCE = "plexus/source"
+# Items scored for the first time, scored again (out of date), left as they were, and failed.
+NEW_ITEMS = "plexus/new_items"
+RESCORED_ITEMS = "plexus/rescored_items"
+ALREADY_SCORED = "plexus/already_scored"
+FAILED_ITEMS = "plexus/failed_items"

@@ -31,7 +31,7 @@ class PlexusSettings(BaseSettings):
     )
     storage_dir: Path = Field(
         default=PROJECT_ROOT / ".plexus",
-        description="Where items, trained models and evaluation results are written.",
+        description="Where items, trained models, evaluation results and predictions are written.",
     )
     download_timeout: float = Field(
         default=30.0, description="Seconds to wait for a source's URL before giving up."
@@ -60,6 +60,10 @@ class PlexusSettings(BaseSettings):
     @property
     def evaluations_dir(self) -> Path:
         return self.storage_dir / "evaluations"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.storage_dir / "predictions"
 
     @property
     def downloads_dir(self) -> Path:

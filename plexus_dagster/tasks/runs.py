@@ -1,8 +1,9 @@
 """Running the project's jobs as tasks, as the CLI and benchmarks do.
 
 Each task is one Dagster run, recorded in the instance so that the UI shows it. A task whose
-inputs are missing first runs the task that makes them: items before training and evaluation,
-training before an evaluation of a scorecard whose trained scores have no current model.
+inputs are missing first runs the task that makes them: items before training, evaluation and
+scoring, training before an evaluation or a scoring of a scorecard whose trained scores have no
+current model.
 """
 
 import json
@@ -194,3 +195,30 @@ class TaskRunner:
             return result, None
         summary_path = Path(str(result.metadata[keys.SUMMARY_PATH]))
         return result, json.loads(summary_path.read_text())
+
+    def predict(
+        self,
+        scorecard: Scorecard,
+        *,
+        source: str | None = None,
+        options: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> TaskResult:
+        """Scores the items of ``source`` (the scorecard's own by default) after what it needs.
+
+        With ``wait``, the result's metadata holds the counts of new, out-of-date, already scored
+        and failed items and the path of the stored predictions.
+        """
+        config = scorecard.config
+        trains = any(CLASSIFIERS[score.classifier].trainable for score in config.scores)
+        needed = [source or config.source, config.train_source if trains else None]
+        self.ensure_items([name for name in needed if name])
+        self.ensure_models(scorecard)
+        self.announce(f"Scoring the items of '{source or config.source}' with '{scorecard.key}'.")
+        op_config = {"source": source, **(options or {})}
+        return self.run(
+            "prediction_job",
+            partition=scorecard.key,
+            config={"ops": {"predictions": {"config": op_config}}},
+            wait=wait,
+        )

@@ -4,7 +4,11 @@ import dagster as dg
 
 from plexus_dagster.automation.failures import task_failures
 from plexus_dagster.automation.schedules import build_evaluation_schedule
-from plexus_dagster.automation.sensors import build_source_files_sensor, build_task_failure_sensor
+from plexus_dagster.automation.sensors import (
+    build_items_scoring_sensor,
+    build_source_files_sensor,
+    build_task_failure_sensor,
+)
 from plexus_dagster.evaluations.assets import build_evaluation_results
 from plexus_dagster.jobs import evaluation_job, items_job, prediction_job, train_job
 from plexus_dagster.predictions.assets import build_predictions
@@ -33,6 +37,7 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
         sensors=[
             scorecard_partitions_sensor,
             build_source_files_sensor(settings),
+            build_items_scoring_sensor(settings, names),
             build_task_failure_sensor(settings),
         ],
         schedules=[build_evaluation_schedule(settings)],

@@ -1,8 +1,17 @@
-"""Sensors that run tasks with no one at a terminal: new source files, failed tasks.
+"""Sensors that run tasks with no one at a terminal: new source files, new items, failed tasks.
 
 They run in `dagster-daemon` (which `dagster dev` starts too) and are on by default.
+
+A changed file is loaded, then scored, by two sensors rather than one: the first starts the
+items run, the second reacts to the items' materialization. Scoring thus follows the stored
+items, not the file: it waits for the load to succeed, never starts when it fails, and also
+follows items loaded by hand or by `plexus`. Declarative automation could say "then" too, but
+the predictions asset is partitioned by scorecard and depends on every source's items, so an
+eager condition would score every scorecard when any source changes, and has no way to pass
+the source to score in the run's config.
 """
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -15,8 +24,9 @@ from plexus_dagster.automation.watching import (
     watched_paths,
     write_cursor,
 )
-from plexus_dagster.jobs import items_job
+from plexus_dagster.jobs import items_job, prediction_job
 from plexus_dagster.resources import PlexusResource
+from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.settings import PlexusSettings
 from plexus_dagster.sources.assets import items_key, source_key
 from plexus_dagster.sources.loading import source_signature
@@ -77,6 +87,83 @@ def build_source_files_sensor(settings: PlexusSettings) -> dg.SensorDefinition:
         return dg.SensorResult(run_requests=requests, cursor=write_cursor(states))
 
     return source_files_sensor
+
+
+def _latest_materialization(
+    instance: dg.DagsterInstance, key: dg.AssetKey, after: int | None
+) -> int | None:
+    """The storage id of the newest materialization of ``key`` after ``after``, if any."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=1, ascending=False
+    ).records
+    return records[0].storage_id if records else None
+
+
+def build_items_scoring_sensor(
+    settings: PlexusSettings, source_names: list[str]
+) -> dg.SensorDefinition:
+    # A plain sensor with a cursor of storage ids rather than a multi-asset sensor, which Dagster
+    # marks superseded: only the newest materialization of each source's items matters, as a
+    # scoring run scores every item not scored yet.
+    @dg.sensor(
+        name="items_scoring_sensor",
+        jobs=[prediction_job],
+        minimum_interval_seconds=settings.sensor_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "When a source's items are materialized, scores them with every valid scorecard "
+            "whose source is that source: one prediction_job run per scorecard partition, which "
+            "scores only the items not scored yet. Registers the partition of a scorecard that "
+            "has none yet."
+        ),
+    )
+    def items_scoring_sensor(
+        context: dg.SensorEvaluationContext, plexus: PlexusResource
+    ) -> dg.SensorResult:
+        seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        catalog = plexus.catalog()
+        for problem in catalog.errors:
+            context.log.warning("Not scoring with an invalid scorecard file: %s", problem)
+        by_source: dict[str, list[str]] = {}
+        for key, scorecard in sorted(catalog.scorecards.items()):
+            by_source.setdefault(scorecard.config.source, []).append(key)
+
+        requests = []
+        for source in source_names:
+            latest = _latest_materialization(context.instance, items_key(source), seen.get(source))
+            if latest is None:
+                continue
+            seen[source] = latest
+            scorecards = by_source.get(source, [])
+            context.log.info(
+                "Items of source '%s' were materialized; scoring them with %d scorecard(s): %s.",
+                source,
+                len(scorecards),
+                ", ".join(scorecards) or "none",
+            )
+            # One run per scorecard and materialization, however often the tick is evaluated.
+            requests += [
+                dg.RunRequest(
+                    run_key=f"{key}:{source}:{latest}",
+                    job_name=prediction_job.name,
+                    partition_key=key,
+                    run_config={"ops": {"predictions": {"config": {"source": source}}}},
+                    tags={keys.SOURCE_TAG: source},
+                )
+                for key in scorecards
+            ]
+
+        registered = set(context.instance.get_dynamic_partitions(scorecard_partitions.name or ""))
+        new_keys = sorted({r.partition_key for r in requests if r.partition_key} - registered)
+        return dg.SensorResult(
+            run_requests=requests,
+            cursor=json.dumps(seen, sort_keys=True),
+            dynamic_partitions_requests=[scorecard_partitions.build_add_request(new_keys)]
+            if new_keys
+            else [],
+        )
+
+    return items_scoring_sensor
 
 
 def build_task_failure_sensor(settings: PlexusSettings) -> dg.SensorDefinition:

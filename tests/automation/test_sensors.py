@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from plexus_dagster import keys
@@ -208,3 +209,84 @@ def test_the_evaluation_cron_is_read_from_the_environment(
 
     assert schedule.cron_schedule == "30 */6 * * *"
     assert schedule.execution_timezone == "Europe/Berlin"
+
+
+DELAY_SCORECARD = """
+name: Delays only
+key: twacs_delays
+source: twacs
+sections:
+  - name: Topic
+    scores:
+      - name: Delay
+        key: delay
+        question: Is the conversation about a delayed flight?
+        class: keyword
+        parameters:
+          rules:
+            - class: yes
+              patterns: ['\\bdelay(s|ed|ing)?\\b', '\\blate\\b']
+          default: no
+        classes: [yes, no]
+        label: {field: tag, map: {DELAY: yes}, default: no}
+"""
+
+
+def _scoring_tick(
+    defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+) -> tuple[dg.SensorResult, str | None]:
+    sensor = defs.get_repository_def().get_sensor_def("items_scoring_sensor")
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=defs.resources
+    ) as context:
+        result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result, result.cursor
+
+
+def test_new_items_are_scored_by_each_scorecard_of_their_source_without_a_restart(
+    tmp_path: Path, data_dir: Path, home_instance: dg.DagsterInstance
+) -> None:
+    scorecards = tmp_path / "scorecards"
+    scorecards.mkdir()
+    shutil.copyfile(PROJECT_ROOT / "scorecards" / "twacs.yaml", scorecards / "twacs.yaml")
+    settings = make_settings(data_dir, tmp_path / "storage", scorecards_dir=scorecards)
+    # Built once, as a running code location is: the scorecard added below is read at run time.
+    defs = build_definitions(settings)
+    partitions = defs.get_repository_def().get_sensor_def("scorecard_partitions_sensor")
+    runner = TaskRunner(defs, home_instance)
+
+    _, cursor = _scoring_tick(defs, home_instance, None)
+    runner.ensure_items(["twacs"])
+    (scorecards / "twacs_delays.yaml").write_text(DELAY_SCORECARD)
+    with dg.build_sensor_context(instance=home_instance, resources=defs.resources) as context:
+        registered = partitions(context)
+    assert isinstance(registered, dg.SensorResult)
+    for request in registered.dynamic_partitions_requests or []:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        home_instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    scored, cursor = _scoring_tick(defs, home_instance, cursor)
+    again, _ = _scoring_tick(defs, home_instance, cursor)
+    for request in scored.run_requests or []:
+        result = defs.resolve_job_def("prediction_job").execute_in_process(
+            run_config=request.run_config,
+            instance=home_instance,
+            partition_key=request.partition_key,
+        )
+        assert result.success
+    evaluated = defs.resolve_job_def("evaluation_job").execute_in_process(
+        instance=home_instance, partition_key="twacs_delays"
+    )
+
+    requests = scored.run_requests or []
+    assert sorted(r.partition_key or "" for r in requests) == ["twacs", "twacs_delays"]
+    assert {r.job_name for r in requests} == {"prediction_job"}
+    assert all(
+        r.run_config == {"ops": {"predictions": {"config": {"source": "twacs"}}}} for r in requests
+    )
+    assert again.run_requests == []
+    stored = pd.read_parquet(settings.predictions_dir / "twacs_delays" / "twacs.parquet")
+    assert len(stored) == 491
+    assert set(stored["value"]) == {"yes", "no"}
+    assert len(pd.read_parquet(settings.predictions_dir / "twacs" / "twacs.parquet")) == 491 * 2
+    assert evaluated.success

@@ -2,6 +2,13 @@
 
 import dagster as dg
 
+from plexus_dagster.automation.failures import task_failures
+from plexus_dagster.automation.schedules import build_evaluation_schedule
+from plexus_dagster.automation.sensors import (
+    build_items_scoring_sensor,
+    build_source_files_sensor,
+    build_task_failure_sensor,
+)
 from plexus_dagster.evaluations.assets import build_evaluation_results
 from plexus_dagster.jobs import evaluation_job, items_job, prediction_job, train_job
 from plexus_dagster.predictions.assets import build_predictions
@@ -24,9 +31,16 @@ def build_definitions(settings: PlexusSettings) -> dg.Definitions:
             build_trained_models(names),
             build_evaluation_results(names),
             build_predictions(names),
+            task_failures,
         ],
         jobs=[items_job, train_job, evaluation_job, prediction_job],
-        sensors=[scorecard_partitions_sensor],
+        sensors=[
+            scorecard_partitions_sensor,
+            build_source_files_sensor(settings),
+            build_items_scoring_sensor(settings, names),
+            build_task_failure_sensor(settings),
+        ],
+        schedules=[build_evaluation_schedule(settings)],
         resources={"plexus": PlexusResource.from_settings(settings)},
         # Each run is one process: a worker's task process may not start processes of its own,
         # and the jobs' steps run one after the other anyway.

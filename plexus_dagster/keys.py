@@ -10,6 +10,10 @@ PARTITION_TAG = "dagster/partition"
 HOST_TAG = "plexus/host"
 PID_TAG = "plexus/pid"
 
+# The source a run loads, and the SHA-256 of the file that started it.
+SOURCE_TAG = "plexus/source"
+SOURCE_SHA256_TAG = "plexus/source_sha256"
+
 # Live progress of a run, shown in the UI's runs list.
 # The stage running now, as "name (n/N)".
 STAGE_TAG = "plexus/stage"

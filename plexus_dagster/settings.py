@@ -36,6 +36,18 @@ class PlexusSettings(BaseSettings):
     download_timeout: float = Field(
         default=30.0, description="Seconds to wait for a source's URL before giving up."
     )
+    evaluation_cron: str = Field(
+        default="0 2 * * *",
+        description="When the schedule re-evaluates every scorecard, as a cron expression.",
+    )
+    evaluation_timezone: str = Field(
+        default="UTC", description="Time zone of evaluation_cron, e.g. Europe/Berlin."
+    )
+    sensor_interval: int = Field(
+        default=30,
+        ge=1,
+        description="Seconds between two looks of the automation sensors at files and runs.",
+    )
 
     @property
     def items_dir(self) -> Path:

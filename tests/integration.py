@@ -117,3 +117,33 @@ def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 300) 
     os.close(main)
     code = process.wait(timeout=30)
     return code, output.decode(errors="replace")
+
+
+def wait_for(condition: Any, *, timeout: float, what: str, poll: float = 1.0) -> Any:
+    """Polls ``condition`` until it returns something true; fails naming ``what`` at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Waited {timeout:.0f} s for {what}.")
+        time.sleep(poll)
+
+
+@contextlib.contextmanager
+def running(args: list[str], env: dict[str, str], *, cwd: Path, log: Path) -> Iterator[None]:
+    """Runs a long-lived command of the virtualenv (a daemon, a webserver) until the block ends."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, stdout=output, stderr=output
+        )
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)

@@ -125,14 +125,14 @@ def k8s_config_for_needs(needs: Iterable[str], config: K8sCapabilities) -> dict[
     chosen_by: dict[str, str] = {}
     tolerations: list[dict[str, str]] = []
     for need, placement in placements:
-        for label, value in placement.node_selector.items():
-            if selector.get(label, value) != value:
+        for label, wanted in placement.node_selector.items():
+            if selector.get(label, wanted) != wanted:
                 raise K8sConfigError(
                     f"Capabilities '{chosen_by[label]}' and '{need}' of {config.source} select "
-                    f"nodes with {label}={selector[label]} and {label}={value}; no node has both. "
-                    "Give one of them another label."
+                    f"nodes with {label}={selector[label]} and {label}={wanted}; no node has "
+                    "both. Give one of them another label."
                 )
-            selector[label] = value
+            selector[label] = wanted
             chosen_by[label] = need
         for toleration in placement.tolerations:
             if toleration.as_k8s() not in tolerations:

@@ -4,6 +4,8 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 PORT ?= 3000
+# The CPU build of torch, so setup never pulls a CUDA one; GPU machines: TORCH=torch==2.13.0
+TORCH ?= torch==2.13.0+cpu
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup run ui test test-unit check format clean
@@ -13,7 +15,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev,embedding,k8s]"
 	touch $@
 
 run: setup

@@ -35,7 +35,11 @@ def test_evaluate_json_runs_a_task_the_instance_records(env: dict[str, str]) -> 
         assert run_record is not None
         assert run_record.job_name == "evaluation_job"
         assert run_record.status == dg.DagsterRunStatus.SUCCESS
-        assert instance.get_dynamic_partitions("scorecards") == ["banking77", "twacs"]
+        assert instance.get_dynamic_partitions("scorecards") == [
+            "banking77",
+            "banking77_gpu",
+            "twacs",
+        ]
 
 
 def test_evaluate_prints_a_table_and_the_task_id(env: dict[str, str]) -> None:
@@ -53,7 +57,10 @@ def test_unknown_scorecard_is_refused_before_any_run(env: dict[str, str]) -> Non
     completed = run(["plexus", "evaluate", "--scorecard", "nope"], env)
 
     assert completed.returncode == 2
-    assert "unknown scorecard 'nope'; known scorecards: banking77, twacs" in completed.stderr
+    assert (
+        "unknown scorecard 'nope'; known scorecards: banking77, banking77_gpu, twacs"
+        in completed.stderr
+    )
     assert "Traceback" not in completed.stderr
     assert not (Path(env["DAGSTER_HOME"]) / "storage").exists()
 
@@ -105,7 +112,7 @@ def test_dagster_commands_materialize_items_and_evaluate_a_partition(
 
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert registered.returncode == 0, registered.stderr
-    assert "banking77, twacs" in registered.stdout
+    assert "banking77, banking77_gpu, twacs" in registered.stdout
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("evaluation_results"))

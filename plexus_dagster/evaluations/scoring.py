@@ -15,6 +15,7 @@ from plexus_dagster.scorecards.classifiers import (
     Predictions,
     build_untrained,
 )
+from plexus_dagster.scorecards.embeddings import EncoderUnavailable
 from plexus_dagster.scorecards.model_store import ModelStore
 from plexus_dagster.scorecards.models import ERROR, SKIPPED, ScorecardConfig, ScoreConfig
 from plexus_dagster.tasks.progress import TaskProgress
@@ -25,7 +26,7 @@ RESULT_COLUMNS = ["item_id", "score_key", "predicted", "explanation", "confidenc
 
 
 class MissingModelError(LookupError):
-    """A trained score has no model trained with its current configuration."""
+    """A trained score has no usable model: none for its configuration, or one that cannot run."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ def load_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[ReadyScor
                 f"({type(e).__name__}: {e}). Train it again: plexus train --scorecard "
                 f"{scorecard.key}."
             ) from e
+        prepare = getattr(model, "prepare", None)
+        if prepare is not None:
+            try:
+                prepare()
+            except EncoderUnavailable as e:
+                raise MissingModelError(
+                    f"Score '{score.key}' of scorecard '{scorecard.key}': {e}"
+                ) from e
         ready.append(ReadyScore(score, model, stored.version))
     return ready
 

@@ -1,12 +1,15 @@
 """Training: fitting every trained score of a scorecard on its train source."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from plexus_dagster import keys
 from plexus_dagster.resources import PlexusResource
-from plexus_dagster.scorecards.classifiers import CLASSIFIERS, TfidfClassifier, TfidfParameters
+from plexus_dagster.scorecards.classifiers import CLASSIFIERS, train
+from plexus_dagster.scorecards.embeddings import EncoderUnavailable
 from plexus_dagster.scorecards.loader import Scorecard, ScorecardError
 from plexus_dagster.scorecards.partitions import scorecard_partitions
 from plexus_dagster.sources.assets import items_key
@@ -159,10 +162,19 @@ def _train(
                         "its label rule and classes."
                     )
                 )
-            parameters = TfidfParameters.model_validate(score.parameters)
-            model = TfidfClassifier.fit(
-                parameters, [text for text, _ in pairs], [label for _, label in pairs]
-            )
+            try:
+                model: Any = train(
+                    score.classifier,
+                    score.parameters,
+                    [text for text, _ in pairs],
+                    [label for _, label in pairs],
+                    score=score.key,
+                )
+            except EncoderUnavailable as e:
+                raise dg.Failure(
+                    description=f"Score '{score.key}' of scorecard '{scorecard.key}': {e}"
+                ) from e
+            device = getattr(model, "device", "cpu")
             stored = store.save(
                 scorecard,
                 score,
@@ -171,16 +183,18 @@ def _train(
                     "train_source": scorecard.train_source,
                     "train_items": len(pairs),
                     "classes": model.classes,
+                    "device": device,
                     "run_id": context.run.run_id,
                 },
             )
             versions[score.key] = stored.version
             progress.advance()
             context.log.info(
-                "Trained score '%s' on %d items of '%s' as version %s.",
+                "Trained score '%s' on %d items of '%s' on %s as version %s.",
                 score.key,
                 len(pairs),
                 scorecard.train_source,
+                device,
                 stored.version,
             )
     return versions, len(items)

@@ -101,7 +101,8 @@ def test_an_unknown_scorecard_fails_with_the_known_ones(
     register_scorecards(instance, ["ghost"])
 
     with pytest.raises(
-        TaskFailed, match=r"Unknown scorecard 'ghost'; known scorecards: banking77, twacs"
+        TaskFailed,
+        match=r"Unknown scorecard 'ghost'; known scorecards: banking77, banking77_gpu, twacs",
     ):
         TaskRunner(defs, instance).run("evaluation_job", partition="ghost")
 

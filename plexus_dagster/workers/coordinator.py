@@ -8,6 +8,7 @@ worker can take stays QUEUED, tagged with the reason, and holds up no other run.
 """
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -20,6 +21,7 @@ from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 from plexus_dagster import keys
 from plexus_dagster.scorecards.loader import ScorecardError
 from plexus_dagster.settings import get_settings
+from plexus_dagster.workers import k8s
 from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG, lost_worker_message
 from plexus_dagster.workers.registry import WorkerInfo, WorkerRegistry
 from plexus_dagster.workers.requirements import (
@@ -54,8 +56,21 @@ def run_needs(instance: DagsterInstance, run: DagsterRun) -> frozenset[str]:
         catalog = plexus.catalog()
         found = catalog.scorecards.get(scorecard)
         if found is not None:
-            needs |= scorecard_needs(found.config, plexus.sources(), parts)
+            config = found.config
+            source = configured_source(run.run_config)
+            if source:  # e.g. scoring another source than the scorecard's own
+                config = config.model_copy(update={"source": source})
+            needs |= scorecard_needs(config, plexus.sources(), parts)
     return needs
+
+
+def configured_source(run_config: Mapping[str, Any]) -> str | None:
+    """The ``source`` an op of the run is configured with, if any."""
+    for op in (run_config.get("ops") or {}).values():
+        source = ((op or {}).get("config") or {}).get("source")
+        if isinstance(source, str) and source:
+            return source
+    return None
 
 
 def waiting_reason(needs: frozenset[str]) -> str:
@@ -104,15 +119,12 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
         return coordinator
 
     @property
-    def registry(self) -> WorkerRegistry:
+    def registry(self) -> WorkerRegistry | None:
+        """The worker heartbeats; None in a deployment without worker daemons (Kubernetes)."""
         if self._registry is None:
             url = self._registry_url or getattr(self._instance.run_launcher, "backend", None)
-            if not url:
-                raise RuntimeError(
-                    "PlexusRunCoordinator needs registry_url, or a run launcher with a Redis "
-                    "backend."
-                )
-            self._registry = WorkerRegistry(url)
+            if url and url.startswith(("redis://", "rediss://")):
+                self._registry = WorkerRegistry(url)
         return self._registry
 
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
@@ -131,13 +143,18 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
             WORKER_TAG: "",
             WORKER_ID_TAG: "",
         }
-        workers = self.registry.live()
-        tags[WAITING_TAG] = "" if queue_slots(needs, workers) else waiting_reason(needs)
+        if os.environ.get(k8s.CONFIG_ENV):
+            tags.update(k8s.k8s_tags(needs))
+        if self.registry is not None:
+            workers = self.registry.live()
+            tags[WAITING_TAG] = "" if queue_slots(needs, workers) else waiting_reason(needs)
         self._instance.add_run_tags(run.run_id, tags)
         return super().submit_run(context)
 
     def get_run_queue_config(self) -> RunQueueConfig:
         base = super().get_run_queue_config()
+        if self.registry is None:
+            return base
         try:
             limits = self._worker_limits()
         except Exception:
@@ -146,6 +163,7 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
         return base._replace(tag_concurrency_limits=[*base.tag_concurrency_limits, *limits])
 
     def _worker_limits(self) -> list[dict[str, Any]]:
+        assert self.registry is not None
         workers = self.registry.live()
         limits: list[dict[str, Any]] = [
             {"key": POOL_TAG, "value": POOL, "limit": sum(w.concurrency for w in workers)}

@@ -12,6 +12,7 @@ capabilities, so that routing is exact: a run reaches only workers that can run 
 """
 
 import itertools
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -19,6 +20,7 @@ from plexus_dagster.scorecards.classifiers import classifier_needs
 from plexus_dagster.scorecards.models import CAPABILITY_PATTERN as SCORE_CAPABILITY_PATTERN
 from plexus_dagster.scorecards.models import ScorecardConfig
 from plexus_dagster.sources.models import SourceConfig
+from plexus_dagster.workers import k8s
 
 # Op and run tag: the needs, sorted and comma-separated.
 NEEDS_TAG = "plexus/needs"
@@ -118,6 +120,9 @@ def op_tags(needs: Iterable[str] = (), *, needs_from: Iterable[str] = ()) -> dic
         raise RequirementError(f"unknown needs-from {sorted(unknown)}; use {NEEDS_FROM}")
     if sources:
         tags[NEEDS_FROM_TAG] = ",".join(sources)
+    if os.environ.get(k8s.CONFIG_ENV):
+        # On Kubernetes, step pods are placed by their op's tags.
+        tags.update(k8s.k8s_tags(parse_needs(tags[NEEDS_TAG])))
     return tags
 
 

@@ -1,0 +1,93 @@
+"""Needs declared on ops and scores, and the queues and run tags they make."""
+
+import dagster as dg
+import pytest
+
+from plexus_dagster.definitions import build_definitions
+from plexus_dagster.resources import PlexusResource
+from plexus_dagster.settings import PlexusSettings
+from plexus_dagster.workers.coordinator import configured_source, queue_slots, run_needs
+from plexus_dagster.workers.registry import WorkerInfo
+from plexus_dagster.workers.requirements import (
+    MAX_CAPABILITIES,
+    RequirementError,
+    can_run,
+    op_tags,
+    ops_needs,
+    parse_needs,
+    queue_name,
+    queue_needs,
+    scorecard_needs,
+    worker_queues,
+)
+
+
+def test_a_worker_serves_the_queue_of_every_subset_of_its_capabilities() -> None:
+    queues = worker_queues(["gpu", "data:banking77"])
+
+    assert sorted(queues) == sorted(
+        ["plexus", "plexus.gpu", "plexus.data:banking77", "plexus.data:banking77+gpu"]
+    )
+    assert all(can_run(queue_needs(queue), ["gpu", "data:banking77"]) for queue in queues)
+    assert queue_name({"gpu", "data:x"}) not in worker_queues(["gpu"])
+
+
+def test_bad_capabilities_are_refused_with_the_fix() -> None:
+    with pytest.raises(RequirementError, match="not a valid capability"):
+        parse_needs("gpu,Data Set")
+    too_many = [f"data:set{i}" for i in range(MAX_CAPABILITIES + 1)]
+    with pytest.raises(RequirementError, match="Run several workers"):
+        worker_queues(too_many)
+
+
+def test_a_run_needs_the_union_of_its_ops_needs() -> None:
+    needs, parts = ops_needs([op_tags(["data:crm"]), op_tags(["gpu"], needs_from=["scores"]), {}])
+
+    assert needs == {"data:crm", "gpu"}
+    assert parts == {"scores"}
+
+
+def test_the_gpu_scorecard_needs_a_gpu_and_its_data_set(settings: PlexusSettings) -> None:
+    plexus = PlexusResource.from_settings(settings)
+    scorecards = plexus.scorecards()
+    sources = plexus.sources()
+
+    gpu = scorecard_needs(scorecards["banking77_gpu"].config, sources, ["scores", "source"])
+    cpu = scorecard_needs(scorecards["banking77"].config, sources, ["scores", "source"])
+
+    assert gpu == {"gpu", "data:banking77"}
+    assert cpu == {"data:banking77"}
+
+
+def test_runs_take_their_needs_from_the_job_and_the_partition(settings: PlexusSettings) -> None:
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("evaluation_job")
+    with dg.instance_for_test() as instance:
+        for scorecard, expected in [
+            ("banking77_gpu", {"gpu", "data:banking77"}),
+            ("twacs", {"data:twacs"}),
+        ]:
+            run = instance.create_run_for_job(
+                job, tags={"dagster/partition": scorecard}, run_config={}
+            )
+            assert run_needs(instance, run) == expected
+        items = instance.create_run_for_job(defs.resolve_job_def("items_job"), run_config={})
+        assert run_needs(instance, items) == {"data:banking77", "data:twacs"}
+
+
+def test_a_configured_source_replaces_the_scorecards_own() -> None:
+    config = {"ops": {"predictions": {"config": {"source": "banking77_train"}}}}
+
+    assert configured_source(config) == "banking77_train"
+    assert configured_source({"ops": {"predictions": {"config": {}}}}) is None
+
+
+def test_slots_count_only_workers_that_can_run_the_queue() -> None:
+    workers = [
+        WorkerInfo("a", "h", 1, ["gpu"], 2),
+        WorkerInfo("b", "h", 2, [], 3),
+    ]
+
+    assert queue_slots(frozenset(), workers) == 5
+    assert queue_slots(frozenset({"gpu"}), workers) == 2
+    assert queue_slots(frozenset({"gpu", "data:x"}), workers) == 0

@@ -14,6 +14,14 @@ PID_TAG = "plexus/pid"
 SOURCE_TAG = "plexus/source"
 SOURCE_SHA256_TAG = "plexus/source_sha256"
 
+# Worker deployment: what a run needs of its worker (comma-separated capabilities), why it
+# waits in the queue while no live worker can take it, and which worker took it.
+NEEDS_TAG = "plexus/needs"
+WAITING_TAG = "plexus/waiting"
+WORKER_TAG = "plexus/worker"
+# Which run of that worker: one restarted under the same name has lost the runs of the last.
+WORKER_ID_TAG = "plexus/worker-id"
+
 # Live progress of a run, shown in the UI's runs list.
 # The stage running now, as "name (n/N)".
 STAGE_TAG = "plexus/stage"

@@ -3,11 +3,13 @@
 import time
 from typing import Any
 
+import dagster as dg
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
+from plexus_dagster import keys
 from plexus_dagster.tasks.reading import TaskReader, TaskView
 
 
@@ -89,6 +91,9 @@ class ProgressBars:
                     self.bars[stage["name"]], total=total, completed=processed, **fields
                 )
         status = f"task {view.id} ({view.run.job_name}): {view.status.value}"
+        waiting = view.run.tags.get(keys.WAITING_TAG)
+        if waiting and view.status == dg.DagsterRunStatus.QUEUED:
+            status += f", {waiting}"
         task_eta = view.eta_seconds()
         if task_eta is not None:
             status += f", {_eta(task_eta)} for the task"
@@ -113,7 +118,12 @@ def _follow_lines(
     seen: dict[str, tuple[str, int]] = {}
     last_line = time.monotonic()
     view = reader.poll()
+    said_waiting = ""
     while True:
+        waiting = view.run.tags.get(keys.WAITING_TAG, "")
+        if view.status == dg.DagsterRunStatus.QUEUED and waiting and waiting != said_waiting:
+            console.print(f"Queued, {waiting}.", markup=False, highlight=False)
+            said_waiting = waiting
         due = time.monotonic() - last_line >= every
         for stage in view.stages():
             before = seen.get(stage["name"])

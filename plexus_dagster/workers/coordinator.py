@@ -19,10 +19,11 @@ from dagster._serdes import ConfigurableClassData
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 
 from plexus_dagster import keys
+from plexus_dagster.keys import WAITING_TAG, WORKER_ID_TAG, WORKER_TAG
 from plexus_dagster.scorecards.loader import ScorecardError
 from plexus_dagster.settings import get_settings
 from plexus_dagster.workers import k8s
-from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG, lost_worker_message
+from plexus_dagster.workers.launcher import lost_worker_message
 from plexus_dagster.workers.registry import WorkerInfo, WorkerRegistry
 from plexus_dagster.workers.requirements import (
     NEEDS_TAG,
@@ -39,8 +40,6 @@ logger = logging.getLogger(__name__)
 # Every run of the worker deployment carries this tag; its limit is all live slots.
 POOL_TAG = "plexus/pool"
 POOL = "workers"
-# Why a queued run is not started: set while no live worker can take it, emptied after.
-WAITING_TAG = "plexus/waiting"
 
 
 def run_needs(instance: DagsterInstance, run: DagsterRun) -> frozenset[str]:

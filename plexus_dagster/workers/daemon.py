@@ -23,7 +23,8 @@ from celery.signals import task_prerun, worker_ready, worker_shutdown
 from dagster import DagsterInstance
 from dagster._serdes import unpack_value
 
-from plexus_dagster.workers.launcher import WORKER_ID_TAG, WORKER_TAG, PlexusCeleryRunLauncher
+from plexus_dagster.keys import WORKER_ID_TAG, WORKER_TAG
+from plexus_dagster.workers.launcher import PlexusCeleryRunLauncher
 from plexus_dagster.workers.registry import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
 from plexus_dagster.workers.requirements import GPU, check_capability, worker_queues
 

@@ -17,13 +17,9 @@ from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
+from plexus_dagster.keys import WORKER_ID_TAG, WORKER_TAG
 from plexus_dagster.workers.registry import EXPIRY_SECONDS, WorkerRegistry
 from plexus_dagster.workers.requirements import QUEUE_PREFIX
-
-# The worker that took a run, as its name; set by the worker when the run starts.
-WORKER_TAG = "plexus/worker"
-# Which run of that worker: one restarted under the same name has lost the runs of the last.
-WORKER_ID_TAG = "plexus/worker-id"
 
 
 def lost_worker_message(worker: str) -> str:

@@ -16,14 +16,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
+from plexus_dagster.keys import NEEDS_TAG
 from plexus_dagster.scorecards.classifiers import classifier_needs
 from plexus_dagster.scorecards.models import CAPABILITY_PATTERN as SCORE_CAPABILITY_PATTERN
 from plexus_dagster.scorecards.models import ScorecardConfig
 from plexus_dagster.sources.models import SourceConfig
 from plexus_dagster.workers import k8s
 
-# Op and run tag: the needs, sorted and comma-separated.
-NEEDS_TAG = "plexus/needs"
 # Op tag: which parts of the run's scorecard add to its needs (scores, source, train_source).
 NEEDS_FROM_TAG = "plexus/needs-from"
 NEEDS_FROM = ("scores", "source", "train_source")

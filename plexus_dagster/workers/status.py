@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from plexus_dagster.workers.launcher import WORKER_TAG
+from plexus_dagster.keys import WORKER_TAG
 from plexus_dagster.workers.registry import WorkerRegistry
 
 ACTIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]

@@ -7,9 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from plexus_dagster.keys import WAITING_TAG, WORKER_TAG
 from plexus_dagster.tasks.launch import cancel_task
-from plexus_dagster.workers.coordinator import WAITING_TAG
-from plexus_dagster.workers.launcher import WORKER_TAG
 from plexus_dagster.workers.status import worker_rows
 from tests.workers.deployment import Deployment, deployment
 

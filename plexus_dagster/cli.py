@@ -491,16 +491,17 @@ def tasks_list(
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("id", "status", "job", "partition", "stage", "%", "ETA", "created")
+    table = Table("id", "status", "job", "partition", "stage", "%", "ETA", "worker", "created")
     for row in rows:
         table.add_row(
             row["id"],
             row["status"],
             row["job"],
             row["partition"] or "",
-            row["stage"] or "",
+            row["waiting"] or row["stage"] or "",
             row["percent"] or "",
             row["eta"] or "",
+            row["worker"] or "",
             row["created"] or "",
         )
     out.print(table)
@@ -525,6 +526,13 @@ def tasks_show(task_id: TaskId, as_json: AsJson = False) -> None:
         f"created {document['created']}  started {document['started']}  ended {document['ended']}",
         highlight=False,
     )
+    placement = [
+        f"needs {document['needs'] or 'nothing'}" if document["needs"] is not None else "",
+        f"worker {document['worker']}" if document["worker"] else "",
+        document["waiting"] or "",
+    ]
+    if any(placement):
+        out.print("  ".join(part for part in placement if part), highlight=False)
     table = Table("stage", "status", "done", "total", "%", "rate/s", "ETA s", "message")
     for stage in document["stages"]:
         table.add_row(

@@ -130,9 +130,16 @@ class Deployment:
 
 @contextlib.contextmanager
 def deployment(
-    folder: Path, extra_env: dict[str, str] | None = None, workspace: Path | None = None
+    folder: Path,
+    extra_env: dict[str, str] | None = None,
+    workspace: Path | None = None,
+    instance_yaml: str | None = None,
 ) -> Iterator[Deployment]:
-    """A running worker deployment (daemon started, no workers yet) in ``folder``."""
+    """A running worker deployment (daemon started, no workers yet) in ``folder``.
+
+    ``instance_yaml`` replaces the deployment's dagster.yaml, e.g. to measure Dagster's own
+    launcher on the same database.
+    """
     database = f"plexus_workers_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(dbname="postgres", **POSTGRES)
     admin.autocommit = True
@@ -144,7 +151,7 @@ def deployment(
     home = folder / "dagster_home"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(
-        (PROJECT_ROOT / "deploy" / "workers" / "dagster.yaml").read_text()
+        instance_yaml or (PROJECT_ROOT / "deploy" / "workers" / "dagster.yaml").read_text()
     )
     if workspace is None:
         workspace = folder / "workspace.yaml"

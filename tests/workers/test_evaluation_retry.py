@@ -9,7 +9,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from plexus_dagster import keys
 from plexus_dagster.keys import WORKER_TAG
 from plexus_dagster.scorecards.partitions import register_scorecards
 from plexus_dagster.settings import PROJECT_ROOT, PlexusSettings
@@ -46,12 +45,9 @@ def test_an_evaluation_survives_the_sigkill_of_its_worker(
             run_config={"ops": {"evaluation_results": {"config": {}}}},
         )
 
-        def scoring_under_way() -> bool:
-            tags = pool.run(run_id).tags
-            percent = float(tags.get(keys.PERCENT_TAG) or 0)
-            return tags.get(keys.STAGE_TAG, "").startswith("Score") and percent >= 10
-
-        pool.wait(scoring_under_way, 240, "the Score stage to be under way")
+        # Killed once its first batches are stored: scoring has begun and is not done.
+        checkpoint = storage / "checkpoints" / "banking77" / run_id
+        pool.wait(lambda: any(checkpoint.glob("part-*.parquet")), 240, "the first stored batch")
         holder = pool.run(run_id).tags[WORKER_TAG]
         pool.kill_worker(holder, signal.SIGKILL)
 

@@ -24,6 +24,7 @@ from plexus_dagster.automation.watching import (
     watched_paths,
     write_cursor,
 )
+from plexus_dagster.evaluations.scoring import untrained_scores
 from plexus_dagster.jobs import items_job, prediction_job
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.scorecards.partitions import scorecard_partitions
@@ -128,13 +129,31 @@ def build_items_scoring_sensor(
         for key, scorecard in sorted(catalog.scorecards.items()):
             by_source.setdefault(scorecard.config.source, []).append(key)
 
+        store = plexus.model_store()
         requests = []
         for source in source_names:
             latest = _latest_materialization(context.instance, items_key(source), seen.get(source))
             if latest is None:
                 continue
             seen[source] = latest
-            scorecards = by_source.get(source, [])
+            scorecards = []
+            for key in by_source.get(source, []):
+                missing = untrained_scores(catalog.scorecards[key].config, store)
+                if missing:
+                    # Scoring would fail at once; training is a task of its own to start.
+                    context.log.warning(
+                        "Not scoring source '%s' with scorecard '%s': %s have no model trained "
+                        "with their current configuration. Train them (train_job for partition "
+                        "'%s', or plexus train --scorecard %s); the next items of the source "
+                        "will then be scored.",
+                        source,
+                        key,
+                        ", ".join(missing),
+                        key,
+                        key,
+                    )
+                    continue
+                scorecards.append(key)
             context.log.info(
                 "Items of source '%s' were materialized; scoring them with %d scorecard(s): %s.",
                 source,

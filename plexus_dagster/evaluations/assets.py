@@ -148,8 +148,10 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
         description=(
             "A scorecard evaluated against human labels. One row is one item and score: "
             "item_id, score_key, predicted (SKIPPED when a dependency says so), label, correct, "
-            "explanation, confidence. The metadata holds each score's accuracy, precision, "
-            "recall, F1, Gwet's AC1 and Cohen's kappa."
+            "explanation, confidence. The metadata holds a table of each score's accuracy, "
+            "precision, recall, F1, Gwet's AC1 and Cohen's kappa, each score's confusion matrix "
+            "as a table (up to 12 classes), and each figure as a number: under Plots, 'Events' "
+            "draws a scorecard's figures across its runs."
         ),
         kinds={"parquet", "pandas"},
         tags={"plexus/task": "evaluate"},

@@ -190,7 +190,8 @@ def test_bad_config_is_refused_in_the_launchpad(dagster_ui: str, page: Any) -> N
     launchpad.get_by_text("No errors").wait_for()
     launch.click()
     dialog = page.get_by_role("dialog").filter(has_text="no run was started")
-    dialog.wait_for()
+    dialog.get_by_role("button", name="OK").wait_for()
+    page.wait_for_timeout(500)  # the dialog fades in
     _shot(page, "08-launchpad-refused")
     refusal = dialog.inner_text()
 

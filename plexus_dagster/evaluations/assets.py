@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from plexus_dagster import keys

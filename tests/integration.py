@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,69 @@ def running(args: list[str], env: dict[str, str], *, cwd: Path, log: Path) -> It
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def dagster_services(env: dict[str, str]) -> Iterator[str]:
+    """dagster-webserver and dagster-daemon on the project's workspace; yields the UI's URL.
+
+    Both run from the instance folder, as `make ui` runs them; their output goes to files there.
+    """
+    home = Path(env["DAGSTER_HOME"])
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    url = f"http://127.0.0.1:{free_port()}"
+    webserver = ["dagster-webserver", "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
+    with (
+        running([*webserver, "-w", workspace], env, cwd=home, log=home / "webserver.log"),
+        running(["dagster-daemon", "run", "-w", workspace], env, cwd=home, log=home / "daemon.log"),
+    ):
+        wait_for(
+            lambda: _answers(f"{url}/server_info"), timeout=120, what=f"the UI at {url}", poll=0.5
+        )
+        yield url
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium, with nothing that reaches beyond this machine.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def browser_page(profile: Path) -> Iterator[Any]:
+    """A page of headless Chromium with a fresh profile in ``profile``; a 1400x900 window."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        raise RuntimeError(
+            f"The browser tests drive Debian's Chromium and found none at {CHROMIUM}; "
+            "install it with `apt-get install -y chromium chromium-driver`."
+        )
+    with sync_playwright() as playwright:
+        # Playwright passes --headless and --user-data-dir itself.
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()

@@ -83,22 +83,3 @@ def metric_rows(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             row[name] = figures[name]
         rows.append(row)
     return rows
-
-
-def confusion_markdown(figures: dict[str, Any], *, max_classes: int = 12) -> str | None:
-    """The confusion matrix as a Markdown table, labels down and answers across.
-
-    Scores with more than ``max_classes`` classes return None: their matrix is in the summary
-    JSON, too wide to read in the UI.
-    """
-    matrix = figures["confusion_matrix"]
-    labels = matrix["labels"]
-    if not matrix["matrix"] or len(labels) > max_classes:
-        return None
-    header = "| label \\ answer | " + " | ".join(labels) + " |"
-    rule = "|---" * (len(labels) + 1) + "|"
-    rows = [
-        f"| {label} | " + " | ".join(str(n) for n in counts) + " |"
-        for label, counts in zip(labels, matrix["matrix"], strict=True)
-    ]
-    return "\n".join([header, rule, *rows])

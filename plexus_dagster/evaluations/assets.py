@@ -13,11 +13,11 @@ from plexus_dagster import keys
 from plexus_dagster.evaluations.analysis import (
     METRIC_NAMES,
     attach_labels,
-    confusion_markdown,
     metric_rows,
     summarize,
 )
 from plexus_dagster.evaluations.checkpoint import Checkpoint
+from plexus_dagster.evaluations.run_config import refuse_invalid_config
 from plexus_dagster.evaluations.scoring import (
     MissingModelError,
     ScoringErrors,
@@ -69,13 +69,53 @@ STAGES = [
 ]
 
 
+# Wider matrices stay in the summary JSON: a table of more columns does not read in the UI.
+MAX_MATRIX_CLASSES = 12
+LABEL_COLUMN = "label \\ answer"
+COUNT_COLUMNS = ("evaluated", "skipped", "errors")
+
+
+def confusion_table(figures: dict[str, Any]) -> dg.TableMetadataValue | None:
+    """The confusion matrix as a table: a row per human label, a column per answer."""
+    matrix = figures["confusion_matrix"]
+    labels = [str(label) for label in matrix["labels"]]
+    if not matrix["matrix"] or len(labels) > MAX_MATRIX_CLASSES:
+        return None
+    columns = [
+        dg.TableColumn(LABEL_COLUMN, "string", description="The human label of the items."),
+        *(
+            dg.TableColumn(label, "int", description=f"Items the score answered '{label}'.")
+            for label in labels
+        ),
+    ]
+    records = [
+        dg.TableRecord({LABEL_COLUMN: label, **dict(zip(labels, map(int, counts), strict=True))})
+        for label, counts in zip(labels, matrix["matrix"], strict=True)
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns))
+
+
+def metrics_table(summary: dict[str, dict[str, Any]]) -> dg.TableMetadataValue:
+    """A row per score with its headline figures; empty cells where a figure is undefined."""
+    rows = [
+        {name: int(value) if name in COUNT_COLUMNS else value for name, value in row.items()}
+        for row in metric_rows(summary)
+    ]
+    columns = [
+        dg.TableColumn("score", "string", description="The score's key."),
+        *(dg.TableColumn(name, "float") for name in METRIC_NAMES),
+        dg.TableColumn("evaluated", "int", description="Items measured against a label."),
+        dg.TableColumn("skipped", "int", description="Items a depends_on condition skipped."),
+        dg.TableColumn("errors", "int", description="Items whose scoring failed."),
+    ]
+    return dg.MetadataValue.table(
+        [dg.TableRecord(row) for row in rows], schema=dg.TableSchema(columns)
+    )
+
+
 def _confusion_metadata(summary: dict[str, dict[str, Any]]) -> dict[str, dg.MetadataValue]:
-    tables = {key: confusion_markdown(figures) for key, figures in summary.items()}
-    return {
-        f"{key}/confusion_matrix": dg.MetadataValue.md(table)
-        for key, table in tables.items()
-        if table is not None
-    }
+    tables = {key: confusion_table(figures) for key, figures in summary.items()}
+    return {f"{key}/confusion_matrix": table for key, table in tables.items() if table is not None}
 
 
 def _plot_metadata(summary: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -109,8 +149,10 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
         description=(
             "A scorecard evaluated against human labels. One row is one item and score: "
             "item_id, score_key, predicted (SKIPPED when a dependency says so), label, correct, "
-            "explanation, confidence. The metadata holds each score's accuracy, precision, "
-            "recall, F1, Gwet's AC1 and Cohen's kappa."
+            "explanation, confidence. The metadata holds a table of each score's accuracy, "
+            "precision, recall, F1, Gwet's AC1 and Cohen's kappa, each score's confusion matrix "
+            "as a table (up to 12 classes), and each figure as a number: under Plots, 'Events' "
+            "draws a scorecard's figures across its runs."
         ),
         kinds={"parquet", "pandas"},
         tags={"plexus/task": "evaluate"},
@@ -122,7 +164,7 @@ def build_evaluation_results(source_names: list[str]) -> dg.AssetsDefinition:
         with task_progress(context, STAGES, enabled=config.report_progress) as progress:
             return _evaluate(context, config, plexus, progress)
 
-    return evaluation_results
+    return refuse_invalid_config(evaluation_results, EvaluationConfig)
 
 
 def _evaluate(
@@ -251,10 +293,9 @@ def _evaluate(
             "metrics": {row["score"]: row for row in metric_rows(summary)},
         }
     )
-    table = dg.MetadataValue.md(pd.DataFrame(metric_rows(summary)).to_markdown(index=False))
     return dg.MaterializeResult(
         metadata={
-            "metrics": table,
+            "metrics": metrics_table(summary),
             keys.ITEM_COUNT: len(items),
             "plexus/population": population,
             "plexus/sample_size": config.sample_size or 0,

@@ -32,9 +32,18 @@ def test_twacs_evaluation_stores_results_and_plots_metrics(
     assert metadata["delay/accuracy"].value == pytest.approx(summary["scores"]["delay"]["accuracy"])
     assert metadata["plexus/items"].value == 491
     matrix = summary["scores"]["delay"]["confusion_matrix"]["matrix"]
-    table = str(metadata["delay/confusion_matrix"].value)
-    assert f"| yes | {matrix[0][0]} | {matrix[0][1]} |" in table
-    assert f"| no | {matrix[1][0]} | {matrix[1][1]} |" in table
+    table = metadata["delay/confusion_matrix"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert [column.name for column in table.schema.columns] == ["label \\ answer", "yes", "no"]
+    assert [record.data for record in table.records] == [
+        {"label \\ answer": "yes", "yes": matrix[0][0], "no": matrix[0][1]},
+        {"label \\ answer": "no", "yes": matrix[1][0], "no": matrix[1][1]},
+    ]
+    metrics = metadata["metrics"]
+    assert isinstance(metrics, dg.TableMetadataValue)
+    delay = next(record.data for record in metrics.records if record.data["score"] == "delay")
+    assert delay["evaluated"] == summary["scores"]["delay"]["evaluated"]
+    assert delay["f1"] == pytest.approx(summary["scores"]["delay"]["f1"], abs=1e-4)
 
     results = pd.read_parquet(summary["results_path"])
     assert list(results.columns) == [

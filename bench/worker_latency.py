@@ -2,11 +2,12 @@
 
 Part 1: ten trivial runs (``plain_job`` of tests/workers/jobs.py: one op that does nothing), one
 after the other, on a warm worker of the worker deployment (PostgreSQL, PlexusRunCoordinator,
-PlexusCeleryRunLauncher, one `plexus worker start`), then the same ten on Dagster's
+PlexusCeleryRunLauncher, one `plexus worker start`), taking turns with ten on Dagster's
 QueuedRunCoordinator with its DefaultRunLauncher (a new process per run) on the same kind of
-instance. Both coordinators dequeue every second. For each run the times come from its event
-log: queued -> running is RUN_ENQUEUED to RUN_START, queued -> success is RUN_ENQUEUED to
-RUN_SUCCESS. The medians are compared: the worker deployment must not be slower on either.
+instance, both deployments running side by side. Both coordinators dequeue every second. For
+each run the times come from its event log: queued -> running is RUN_ENQUEUED to RUN_START,
+queued -> success is RUN_ENQUEUED to RUN_SUCCESS. The medians are compared: the worker
+deployment must not be slower on either.
 
 Part 2: the wall time of 8 scorecard evaluations (banking77 and twacs, 4 each, all submitted at
 once) over 1 worker and over 2 workers, each with one slot, on the project's code location;
@@ -54,17 +55,20 @@ def event_time(pool: Deployment, run_id: str, kind: dg.DagsterEventType) -> floa
     return records[0].timestamp
 
 
-def trivial_runs(pool: Deployment) -> tuple[float, float]:
-    """Medians of queued -> running and queued -> success over `RUNS` runs, in seconds."""
-    to_running, to_success = [], []
-    for _ in range(RUNS):
-        run_id = pool.submit("plain_job")
-        run = pool.wait_finished(run_id, timeout=120)
-        assert run.status == dg.DagsterRunStatus.SUCCESS, pool.logs()
-        queued = event_time(pool, run_id, dg.DagsterEventType.RUN_ENQUEUED)
-        to_running.append(event_time(pool, run_id, dg.DagsterEventType.RUN_START) - queued)
-        to_success.append(event_time(pool, run_id, dg.DagsterEventType.RUN_SUCCESS) - queued)
-    return statistics.median(to_running), statistics.median(to_success)
+def trivial_run(pool: Deployment) -> tuple[float, float]:
+    """Seconds from queued to running and to success of one trivial run."""
+    run_id = pool.submit("plain_job")
+    run = pool.wait_finished(run_id, timeout=120)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, pool.logs()
+    queued = event_time(pool, run_id, dg.DagsterEventType.RUN_ENQUEUED)
+    return (
+        event_time(pool, run_id, dg.DagsterEventType.RUN_START) - queued,
+        event_time(pool, run_id, dg.DagsterEventType.RUN_SUCCESS) - queued,
+    )
+
+
+def medians(times: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
 def evaluations(folder: Path, env: dict[str, str], workers: int) -> float:
@@ -90,13 +94,20 @@ def evaluations(folder: Path, env: dict[str, str], workers: int) -> float:
 def main() -> int:
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
-        with deployment(folder / "ours") as pool:
+        # Both deployments run side by side and take turns, so that the machine's other load
+        # falls on both alike.
+        with (
+            deployment(folder / "ours") as pool,
+            deployment(folder / "stock", instance_yaml=STOCK_INSTANCE) as stock_pool,
+        ):
             pool.start_worker("warm")
-            pool.wait_finished(pool.submit("plain_job"))  # warm-up, untimed
-            ours = trivial_runs(pool)
-        with deployment(folder / "stock", instance_yaml=STOCK_INSTANCE) as pool:
-            pool.wait_finished(pool.submit("plain_job"))
-            stock = trivial_runs(pool)
+            for warm_up in (pool, stock_pool):  # untimed
+                warm_up.wait_finished(warm_up.submit("plain_job"))
+            ours_times, stock_times = [], []
+            for _ in range(RUNS):
+                ours_times.append(trivial_run(pool))
+                stock_times.append(trivial_run(stock_pool))
+            ours, stock = medians(ours_times), medians(stock_times)
         print(
             tabulate(
                 [

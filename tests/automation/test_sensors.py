@@ -188,7 +188,11 @@ def test_the_schedule_evaluates_every_valid_scorecard_once_per_time(
         requests = schedule.evaluate_tick(context).run_requests or []
 
     assert schedule.cron_schedule == "0 2 * * *"
-    assert sorted(r.partition_key or "" for r in requests) == ["banking77", "twacs"]
+    assert sorted(r.partition_key or "" for r in requests) == [
+        "banking77",
+        "banking77_gpu",
+        "twacs",
+    ]
     assert {r.run_key for r in requests} == {
         f"{key}:{night.isoformat()}" for key in ("banking77", "twacs")
     }

@@ -194,10 +194,14 @@ def test_the_schedule_evaluates_every_valid_scorecard_once_per_time(
         "twacs",
     ]
     assert {r.run_key for r in requests} == {
-        f"{key}:{night.isoformat()}" for key in ("banking77", "twacs")
+        f"{key}:{night.isoformat()}" for key in ("banking77", "banking77_gpu", "twacs")
     }
     assert {r.job_name for r in requests} <= {None, "evaluation_job"}
-    assert set(home_instance.get_dynamic_partitions("scorecards")) == {"banking77", "twacs"}
+    assert set(home_instance.get_dynamic_partitions("scorecards")) == {
+        "banking77",
+        "banking77_gpu",
+        "twacs",
+    }
 
 
 def test_the_evaluation_cron_is_read_from_the_environment(

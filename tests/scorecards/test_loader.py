@@ -67,7 +67,7 @@ def test_project_scorecards_are_valid() -> None:
 
     scorecards = load_scorecards(files, known_sources={**SOURCES, "twacs": ["tag"]})
 
-    assert set(scorecards) == {"banking77", "twacs"}
+    assert set(scorecards) == {"banking77", "banking77_gpu", "twacs"}
     yes_no = [s for s in scorecards["banking77"].config.scores if s.classes == ["yes", "no"]]
     assert len(yes_no) >= 5
 
@@ -75,7 +75,7 @@ def test_project_scorecards_are_valid() -> None:
 def test_unknown_class_names_its_line(tmp_path: Path) -> None:
     found = problems(tmp_path, VALID.replace("class: tfidf_logreg", "class: magic"))
 
-    assert found == [(22, "unknown class 'magic'; known: keyword, tfidf_logreg")]
+    assert found == [(22, "unknown class 'magic'; known: embedding, keyword, tfidf_logreg")]
 
 
 def test_missing_field_names_the_score(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ WAITING_TAG = "plexus/waiting"
 WORKER_TAG = "plexus/worker"
 # Which run of that worker: one restarted under the same name has lost the runs of the last.
 WORKER_ID_TAG = "plexus/worker-id"
+# The worker (its WORKER_ID_TAG value) the run launcher sent the run to, before it took it.
+ASSIGNED_TAG = "plexus/assigned"
 
 # Live progress of a run, shown in the UI's runs list.
 # The stage running now, as "name (n/N)".

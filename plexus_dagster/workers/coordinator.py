@@ -2,9 +2,10 @@
 
 On submission a run gets its needs (from its ops' tags and its scorecard), the Celery queue of
 those needs and the tag every worker run carries. At each pass of the daemon, the coordinator
-turns the live workers into tag concurrency limits: a queue gets as many slots as the workers
-that can serve it have, and all runs together no more than all workers have. A run no live
-worker can take stays QUEUED, tagged with the reason, and holds up no other run.
+turns the live workers and their free slots into tag concurrency limits: the runs of a queue may
+take the free slots of the workers that can serve it, and all runs together the free slots of
+all workers. A run no live worker can take stays QUEUED, tagged with the reason, and holds up no
+other run.
 """
 
 import logging
@@ -19,7 +20,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 
 from plexus_dagster import keys
-from plexus_dagster.keys import WAITING_TAG, WORKER_ID_TAG, WORKER_TAG
+from plexus_dagster.keys import ASSIGNED_TAG, WAITING_TAG, WORKER_ID_TAG, WORKER_TAG
 from plexus_dagster.scorecards.loader import ScorecardError
 from plexus_dagster.settings import get_settings
 from plexus_dagster.workers import k8s
@@ -34,12 +35,17 @@ from plexus_dagster.workers.requirements import (
     queue_name,
     scorecard_needs,
 )
+from plexus_dagster.workers.slots import (
+    ACTIVE,
+    POOL,
+    POOL_TAG,
+    busy_slots,
+    free_slots,
+    holder,
+    worker_name,
+)
 
 logger = logging.getLogger(__name__)
-
-# Every run of the worker deployment carries this tag; its limit is all live slots.
-POOL_TAG = "plexus/pool"
-POOL = "workers"
 
 
 def run_needs(instance: DagsterInstance, run: DagsterRun) -> frozenset[str]:
@@ -141,6 +147,7 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
             # A retried run starts afresh: the worker of the run it retries is not its own.
             WORKER_TAG: "",
             WORKER_ID_TAG: "",
+            ASSIGNED_TAG: "",
         }
         if os.environ.get(k8s.CONFIG_ENV):
             tags.update(k8s.k8s_tags(needs))
@@ -164,43 +171,49 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
     def _worker_limits(self) -> list[dict[str, Any]]:
         assert self.registry is not None
         workers = self.registry.live()
+        runs = self._instance.get_runs(
+            RunsFilter(statuses=[DagsterRunStatus.QUEUED, *ACTIVE], tags={POOL_TAG: POOL})
+        )
+        active = [run for run in runs if run.status != DagsterRunStatus.QUEUED]
+        busy = busy_slots(active)
+        free = {worker.incarnation: free_slots(worker, busy) for worker in workers}
+        # Dagster counts the runs in flight against each limit: a limit is those runs plus the
+        # free slots they may still take.
         limits: list[dict[str, Any]] = [
-            {"key": POOL_TAG, "value": POOL, "limit": sum(w.concurrency for w in workers)}
+            {"key": POOL_TAG, "value": POOL, "limit": len(active) + sum(free.values())}
         ]
-        statuses = [
-            DagsterRunStatus.QUEUED,
-            DagsterRunStatus.STARTING,
-            DagsterRunStatus.STARTED,
-        ]
-        runs = self._instance.get_runs(RunsFilter(statuses=statuses, tags={POOL_TAG: POOL}))
         queues: dict[str, frozenset[str]] = {}
+        in_flight: dict[str, int] = {}
         for run in runs:
             needs = parse_needs(run.tags.get(NEEDS_TAG))
-            queues[run.tags.get(DAGSTER_CELERY_QUEUE_TAG, queue_name(needs))] = needs
+            queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, queue_name(needs))
+            queues[queue] = needs
             if run.status == DagsterRunStatus.QUEUED:
                 self._update_waiting(run, needs, workers)
-            elif run.status == DagsterRunStatus.STARTING:
-                self._fail_if_lost(run, workers)
+            else:
+                in_flight[queue] = in_flight.get(queue, 0) + 1
+                if run.status == DagsterRunStatus.STARTING:
+                    self._fail_if_lost(run, workers)
         for queue, needs in sorted(queues.items()):
+            open_slots = sum(free[w.incarnation] for w in workers if w.can_run(needs))
             limits.append(
                 {
                     "key": DAGSTER_CELERY_QUEUE_TAG,
                     "value": queue,
-                    "limit": queue_slots(needs, workers),
+                    "limit": in_flight.get(queue, 0) + open_slots,
                 }
             )
         return limits
 
     def _fail_if_lost(self, run: DagsterRun, workers: Sequence[WorkerInfo]) -> None:
-        """Fails a run whose worker took it and was lost before the run reported its start.
+        """Fails a run whose worker was lost before the run reported its start: the worker
+        that took it, or the one it was sent to.
 
         Run monitoring judges started runs; one still starting would wait out the start timeout.
         """
-        worker = run.tags.get(WORKER_TAG)
-        if not worker:
-            return
-        live = {info.name: info.incarnation for info in workers}
-        if live.get(worker) != run.tags.get(WORKER_ID_TAG):
+        incarnation = holder(run)
+        if incarnation and incarnation not in {info.incarnation for info in workers}:
+            worker = run.tags.get(WORKER_TAG) or worker_name(incarnation)
             self._instance.report_run_failed(run, message=lost_worker_message(worker))
 
     def _update_waiting(

@@ -26,7 +26,7 @@ from dagster._serdes import unpack_value
 from plexus_dagster.keys import WORKER_ID_TAG, WORKER_TAG
 from plexus_dagster.workers.launcher import PlexusCeleryRunLauncher
 from plexus_dagster.workers.registry import HEARTBEAT_SECONDS, WorkerInfo, WorkerRegistry
-from plexus_dagster.workers.requirements import GPU, check_capability, worker_queues
+from plexus_dagster.workers.requirements import GPU, check_capability, worker_queue, worker_queues
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def start_worker(
         pid=os.getpid(),
         capabilities=caps,
         concurrency=concurrency,
-        queues=worker_queues(caps),
+        queues=[worker_queue(worker_name), *worker_queues(caps)],
         started_at=time.time(),
     )
     existing = launcher.registry.get(worker_name)

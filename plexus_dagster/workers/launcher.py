@@ -1,10 +1,13 @@
 """Sending runs to worker daemons over Celery, and noticing when a worker is lost.
 
-`PlexusCeleryRunLauncher` is dagster-celery's run launcher with three changes: a run goes to the
-queue of its needs (set by `PlexusRunCoordinator`), a run whose worker stopped sending heartbeats
-is reported failed, and terminating a run reports it canceling first so that it ends CANCELED.
+`PlexusCeleryRunLauncher` is dagster-celery's run launcher with three changes: a run goes to a
+live worker that can run it and has a free slot (to that worker's own queue; to the queue of its
+needs, set by `PlexusRunCoordinator`, when there is none), a run whose worker stopped sending
+heartbeats is reported failed, and terminating a run reports it canceling first so that it ends
+CANCELED.
 """
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -17,9 +20,12 @@ from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
-from plexus_dagster.keys import WORKER_ID_TAG, WORKER_TAG
-from plexus_dagster.workers.registry import EXPIRY_SECONDS, WorkerRegistry
-from plexus_dagster.workers.requirements import QUEUE_PREFIX
+from plexus_dagster.keys import ASSIGNED_TAG, NEEDS_TAG, WORKER_ID_TAG, WORKER_TAG
+from plexus_dagster.workers.registry import EXPIRY_SECONDS, WorkerInfo, WorkerRegistry
+from plexus_dagster.workers.requirements import QUEUE_PREFIX, parse_needs, worker_queue
+from plexus_dagster.workers.slots import active_runs, busy_slots, choose_worker
+
+logger = logging.getLogger(__name__)
 
 
 def lost_worker_message(worker: str) -> str:
@@ -89,14 +95,29 @@ class PlexusCeleryRunLauncher(CeleryRunLauncher):
     def _launch_celery_task_run(
         self, run: DagsterRun, task_signature: Any, routing_key: str
     ) -> None:
-        queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
+        worker = self._choose_worker(run)
+        if worker is not None:
+            queue = worker_queue(worker.name)
+            self._instance.add_run_tags(run.run_id, {ASSIGNED_TAG: worker.incarnation})
+            sent = f"Sent to worker {worker.name} (Celery queue {queue})."
+        else:
+            queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
+            sent = f"Sent to Celery queue {queue}; the first worker serving it will start the run."
         result = task_signature.apply_async(queue=queue, routing_key=queue)
         self._instance.add_run_tags(run.run_id, {DAGSTER_CELERY_TASK_ID_TAG: result.task_id})
-        self._instance.report_engine_event(
-            f"Sent to Celery queue {queue}; a worker serving it will start the run.",
-            run,
-            cls=self.__class__,
-        )
+        self._instance.report_engine_event(sent, run, cls=self.__class__)
+
+    def _choose_worker(self, run: DagsterRun) -> WorkerInfo | None:
+        """A live worker with a free slot for the run; None when unknown or there is none."""
+        try:
+            workers = self.registry.live()
+            others = [r for r in active_runs(self._instance) if r.run_id != run.run_id]
+        except Exception:  # Redis away for a moment: the run's needs queue still routes it
+            logger.exception(
+                "Could not read the live workers; sending run %s by its needs.", run.run_id
+            )
+            return None
+        return choose_worker(parse_needs(run.tags.get(NEEDS_TAG)), workers, busy_slots(others))
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

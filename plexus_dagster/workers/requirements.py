@@ -8,7 +8,8 @@ needs the union of the needs of its ops; workers advertise capabilities, and a w
 run when the run's needs are a subset of them.
 
 Every need set has one Celery queue. A worker listens on the queue of each subset of its
-capabilities, so that routing is exact: a run reaches only workers that can run it.
+capabilities, so that routing is exact: a run reaches only workers that can run it. A worker also
+has a queue of its own, where the run launcher sends the runs it picked that worker for.
 """
 
 import itertools
@@ -80,6 +81,11 @@ def source_dataset(source: SourceConfig) -> str:
 def queue_name(needs: Iterable[str]) -> str:
     ordered = sorted(set(needs))
     return f"{QUEUE_PREFIX}.{'+'.join(ordered)}" if ordered else QUEUE_PREFIX
+
+
+def worker_queue(name: str) -> str:
+    """The queue of one worker alone: the run launcher sends it the runs it chose it for."""
+    return f"{QUEUE_PREFIX}-worker.{name}"
 
 
 def queue_needs(queue: str) -> frozenset[str]:

@@ -1,9 +1,13 @@
 """Needs declared on ops and scores, and the queues and run tags they make."""
 
+from collections import Counter
+
 import dagster as dg
 import pytest
+from dagster._core.utils import make_new_run_id
 
 from plexus_dagster.definitions import build_definitions
+from plexus_dagster.keys import ASSIGNED_TAG, WORKER_ID_TAG
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.settings import PlexusSettings
 from plexus_dagster.workers.coordinator import configured_source, queue_slots, run_needs
@@ -20,6 +24,7 @@ from plexus_dagster.workers.requirements import (
     scorecard_needs,
     worker_queues,
 )
+from plexus_dagster.workers.slots import busy_slots, choose_worker, free_slots, worker_name
 
 
 def test_a_worker_serves_the_queue_of_every_subset_of_its_capabilities() -> None:
@@ -91,3 +96,35 @@ def test_slots_count_only_workers_that_can_run_the_queue() -> None:
     assert queue_slots(frozenset(), workers) == 5
     assert queue_slots(frozenset({"gpu"}), workers) == 2
     assert queue_slots(frozenset({"gpu", "data:x"}), workers) == 0
+
+
+def _run_on(incarnation: str = "", assigned: str = "") -> dg.DagsterRun:
+    tags = {WORKER_ID_TAG: incarnation, ASSIGNED_TAG: assigned}
+    return dg.DagsterRun(job_name="plain_job", run_id=make_new_run_id(), tags=tags)
+
+
+def test_a_run_holds_the_slot_of_the_worker_that_took_it_or_was_sent_it() -> None:
+    gpu = WorkerInfo("gpu-w", "h", 1, ["gpu"], 2, started_at=1.0)
+    runs = [_run_on(gpu.incarnation), _run_on(assigned=gpu.incarnation), _run_on()]
+
+    busy = busy_slots(runs)
+
+    assert busy == {gpu.incarnation: 2}
+    assert free_slots(gpu, busy) == 0
+    assert worker_name(gpu.incarnation) == "gpu-w"
+
+
+def test_a_run_goes_to_the_free_worker_with_the_fewest_capabilities() -> None:
+    gpu = WorkerInfo("gpu-w", "h", 1, ["data:x", "gpu"], 1, started_at=1.0)
+    data = WorkerInfo("data-w", "h", 2, ["data:x"], 1, started_at=1.0)
+    plain = WorkerInfo("plain-w", "h", 3, [], 2, started_at=1.0)
+    workers = [gpu, data, plain]
+
+    assert choose_worker(frozenset(), workers, Counter()) == plain
+    assert choose_worker(frozenset({"data:x"}), workers, Counter()) == data
+    assert choose_worker(frozenset({"gpu"}), workers, Counter()) == gpu
+    # Once the plainer workers are full, a run that needs nothing takes what is left.
+    full = Counter({plain.incarnation: 2, data.incarnation: 1})
+    assert choose_worker(frozenset(), workers, full) == gpu
+    assert choose_worker(frozenset({"gpu"}), workers, Counter({gpu.incarnation: 1})) is None
+    assert choose_worker(frozenset({"data:y"}), workers, Counter()) is None

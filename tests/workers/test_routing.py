@@ -54,6 +54,31 @@ def test_each_run_goes_only_to_a_worker_that_can_run_it(pool: Deployment, tmp_pa
     assert sorted(path.name for path in markers.iterdir()) == sorted(run_ids)
 
 
+def started_after(pool: Deployment, run_id: str, since: float) -> float:
+    record = pool.instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_START
+    ).records[0]
+    return record.timestamp - since
+
+
+def test_runs_that_need_nothing_leave_the_gpu_worker_to_gpu_runs(pool: Deployment) -> None:
+    began = time.time()
+    plain = [pool.submit("plain_job", run_config=nap("plain_job", 20)) for _ in range(2)]
+    pool.wait(
+        lambda: all(pool.run(run_id).tags.get(WORKER_TAG) for run_id in plain), 60, "both taken"
+    )
+    gpu = [pool.submit("gpu_job", run_config=nap("gpu_job", 0)) for _ in range(2)]
+
+    finished = [pool.wait_finished(run_id, timeout=60) for run_id in gpu]
+
+    assert [run.status for run in finished] == [dg.DagsterRunStatus.SUCCESS] * 2
+    assert {pool.run(run_id).tags[WORKER_TAG] for run_id in plain} == {"cpu-w"}
+    # The GPU runs did not wait for the 20 s runs to end.
+    assert max(started_after(pool, run_id, began) for run_id in gpu) < 20
+    for run_id in plain:
+        assert pool.wait_finished(run_id, timeout=60).status == dg.DagsterRunStatus.SUCCESS
+
+
 def test_a_run_no_worker_can_take_waits_and_holds_up_no_other(pool: Deployment) -> None:
     waiting = pool.submit("nowhere_job", run_config=nap("nowhere_job"))
     pool.wait(

@@ -499,7 +499,7 @@ def tasks_list(
             row["job"],
             row["partition"] or "",
             row["waiting"] or row["stage"] or "",
-            row["percent"] or "",
+            "" if row["percent"] is None else f"{row['percent']:.0f}",
             row["eta"] or "",
             row["worker"] or "",
             row["created"] or "",
@@ -554,7 +554,16 @@ def tasks_show(task_id: TaskId, as_json: AsJson = False) -> None:
             f"items, item {error.get('item_id')!r}: {error['message']}",
         )
     for name, values in document["results"].items():
-        out.print(f"results of {name}: {json.dumps(values, default=str)[:2000]}")
+        if name == "materializations":
+            for asset, metadata in values.items():
+                out.print(f"materialized {asset}:")
+                for label, value in metadata.items():
+                    shown = f"table of {len(value)} rows" if isinstance(value, list) else value
+                    out.print(f"  {label}: {shown}", highlight=False)
+        else:
+            out.print(f"results of {name}: {json.dumps(values, default=str)[:2000]}")
+    if document["results"].get("materializations"):
+        out.print("(--json prints the tables)")
 
 
 @tasks_app.command("watch")

@@ -56,6 +56,8 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, dict | list):
         return value
+    if isinstance(value, dg.TableMetadataValue):
+        return [dict(record.data) for record in value.records]
     return str(value)
 
 
@@ -227,7 +229,8 @@ class TaskReader:
             self.view.failure = {
                 "stage": snapshot["current_stage"] if snapshot else None,
                 "processed": _processed(snapshot),
-                "item_id": snapshot.get("item_id") if snapshot else None,
+                # No item was at fault: the run's process ended or was lost.
+                "item_id": None,
                 "message": event.message or entry.user_message or "the run failed",
             }
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
@@ -261,6 +264,13 @@ def _level_name(level: int | str) -> str:
     return level if isinstance(level, str) else logging.getLevelName(level)
 
 
+def _percent(tag: str | None) -> float | None:
+    try:
+        return float(tag) if tag else None
+    except ValueError:
+        return None
+
+
 def list_tasks(
     instance: dg.DagsterInstance,
     *,
@@ -286,8 +296,9 @@ def list_tasks(
                 "job": run.job_name,
                 "partition": run.tags.get(keys.PARTITION_TAG),
                 "stage": run.tags.get(keys.STAGE_TAG),
-                "percent": run.tags.get(keys.PERCENT_TAG),
-                "eta": run.tags.get(keys.ETA_TAG) or None,
+                "percent": _percent(run.tags.get(keys.PERCENT_TAG)),
+                # A finished run's last expected end means nothing any more.
+                "eta": None if run.is_finished else run.tags.get(keys.ETA_TAG) or None,
                 "worker": run.tags.get(keys.WORKER_TAG) or None,
                 "waiting": run.tags.get(keys.WAITING_TAG) or None,
                 "created": _time(record.create_timestamp.timestamp()),

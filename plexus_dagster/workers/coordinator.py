@@ -47,6 +47,8 @@ from plexus_dagster.workers.slots import (
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_TAGS = (keys.STAGE_TAG, keys.PERCENT_TAG, keys.ETA_TAG)
+
 
 def run_needs(instance: DagsterInstance, run: DagsterRun) -> frozenset[str]:
     """The run's needs: its ops' needs and, for those that ask, its scorecard's."""
@@ -148,6 +150,8 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
             WORKER_TAG: "",
             WORKER_ID_TAG: "",
             ASSIGNED_TAG: "",
+            # Nor is its progress: a retry starts with none.
+            **{tag: "" for tag in PROGRESS_TAGS if tag in run.tags},
         }
         if os.environ.get(k8s.CONFIG_ENV):
             tags.update(k8s.k8s_tags(needs))
@@ -156,6 +160,12 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
             tags[WAITING_TAG] = "" if queue_slots(needs, workers) else waiting_reason(needs)
         self._instance.add_run_tags(run.run_id, tags)
         return super().submit_run(context)
+
+    def cancel_run(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if run is not None and run.tags.get(WAITING_TAG):
+            self._instance.add_run_tags(run_id, {WAITING_TAG: ""})  # it waits no more
+        return super().cancel_run(run_id)
 
     def get_run_queue_config(self) -> RunQueueConfig:
         base = super().get_run_queue_config()

@@ -20,7 +20,7 @@ from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
-from plexus_dagster.keys import ASSIGNED_TAG, NEEDS_TAG, WORKER_ID_TAG, WORKER_TAG
+from plexus_dagster.keys import ASSIGNED_TAG, NEEDS_TAG, WAITING_TAG, WORKER_ID_TAG, WORKER_TAG
 from plexus_dagster.workers.registry import EXPIRY_SECONDS, WorkerInfo, WorkerRegistry
 from plexus_dagster.workers.requirements import QUEUE_PREFIX, parse_needs, worker_queue
 from plexus_dagster.workers.slots import active_runs, busy_slots, choose_worker
@@ -135,6 +135,7 @@ class PlexusCeleryRunLauncher(CeleryRunLauncher):
             # Not started on any worker, or its worker is gone: nothing will report the end.
             current = self._instance.get_run_by_id(run_id)
             if current is not None and not current.is_finished:
+                self._instance.add_run_tags(run_id, {WAITING_TAG: ""})
                 self._instance.report_run_canceled(
                     current, message="Canceled before a worker ran it."
                 )

@@ -61,7 +61,8 @@ def test_the_runs_list_shows_the_stage_in_the_run_tags(
     assert len(rows) == 1
     assert rows[0]["status"] == "SUCCESS"
     assert rows[0]["stage"] == "done"
-    assert rows[0]["percent"] == "100"
+    assert rows[0]["percent"] == 100.0
+    assert rows[0]["eta"] is None  # a finished task expects no end
 
 
 real_predict = KeywordClassifier.predict

@@ -63,6 +63,13 @@ def test_a_submitted_evaluation_is_watched_and_read_back_by_other_processes(
     assert document["error"] is None
     summary = document["results"]["evaluation_results"]
     assert Path(summary["results_path"]).is_file()
+    metrics = document["results"]["materializations"]["evaluation_results"]["metrics"]
+    assert {row["score"] for row in metrics} >= {"delay", "baggage"}
+
+    shown = run(["plexus", "tasks", "show", task_id], env).stdout
+    assert "materialized evaluation_results:" in shown
+    assert "metrics: table of" in shown
+    assert "TableRecord" not in shown
 
     listed = json_output(run(["plexus", "tasks", "list", "--json", "--status", "SUCCESS"], env))
     by_id = {row["id"]: row for row in listed}

@@ -65,7 +65,9 @@ def load_scores(scorecard: ScorecardConfig, store: ModelStore) -> list[ReadyScor
         if stored is None:
             raise MissingModelError(
                 f"Score '{score.key}' of scorecard '{scorecard.key}' has no model trained with "
-                f"its current configuration. Run `plexus train --scorecard {scorecard.key}`."
+                f"its current configuration. Train it first: launch train_job for partition "
+                f"'{scorecard.key}' (in the UI: Jobs, train_job, Materialize) or run "
+                f"`plexus train --scorecard {scorecard.key}`."
             )
         try:
             model = stored.load()

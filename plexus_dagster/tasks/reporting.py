@@ -65,6 +65,9 @@ def progress_tags(payload: dict[str, Any]) -> dict[str, str]:
     if payload["kind"] == "failed":
         stage = payload["error"]["stage"] or ""
         return {keys.STAGE_TAG: f"failed in {stage}", keys.ETA_TAG: ""}
+    if payload["kind"] == "canceled":
+        stage = payload["current_stage"] or ""
+        return {keys.STAGE_TAG: f"canceled in {stage}", keys.ETA_TAG: ""}
     if payload["kind"] == "completed" or current is None:
         return {keys.STAGE_TAG: "done", keys.PERCENT_TAG: "100", keys.ETA_TAG: ""}
     eta = payload["task_eta_seconds"]

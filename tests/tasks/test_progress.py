@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
+from plexus_dagster.keys import ETA_TAG, STAGE_TAG
 from plexus_dagster.tasks.progress import RateWindow, StageSpec, TaskProgress
+from plexus_dagster.tasks.reporting import progress_tags
 
 
 class Clock:
@@ -185,3 +187,5 @@ def test_an_interrupt_marks_the_stage_canceled_not_failed() -> None:
     assert sink.payloads[-1]["kind"] == "canceled"
     assert sink.payloads[-1]["error"] is None
     assert stage(sink.payloads[-1], "Score")["status"] == "canceled"
+    tags = progress_tags(sink.payloads[-1])
+    assert tags == {STAGE_TAG: "canceled in Score", ETA_TAG: ""}

@@ -17,7 +17,7 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 from dagster._core.run_coordinator.queued_run_coordinator import RunQueueConfig
 from dagster._serdes import ConfigurableClassData
-from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
+from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID_TAG
 
 from plexus_dagster import keys
 from plexus_dagster.keys import ASSIGNED_TAG, WAITING_TAG, WORKER_ID_TAG, WORKER_TAG
@@ -25,7 +25,7 @@ from plexus_dagster.scorecards.loader import ScorecardError
 from plexus_dagster.settings import get_settings
 from plexus_dagster.workers import k8s
 from plexus_dagster.workers.launcher import lost_worker_message
-from plexus_dagster.workers.registry import WorkerInfo, WorkerRegistry
+from plexus_dagster.workers.registry import Absences, WorkerInfo, WorkerRegistry
 from plexus_dagster.workers.requirements import (
     NEEDS_TAG,
     RequirementError,
@@ -96,6 +96,7 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
         super().__init__(**kwargs)
         self._registry_url = registry_url
         self._registry: WorkerRegistry | None = None
+        self._absences = Absences()
 
     @classmethod
     def config_type(cls) -> Any:
@@ -138,7 +139,13 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
         run = context.dagster_run
         try:
             needs = run_needs(self._instance, run)
-        except (RequirementError, ScorecardError, OSError) as e:
+        except RequirementError as e:
+            # Routed by a part of its needs, it could run where it must not.
+            self._instance.report_run_failed(
+                run, message=f"The run's needs cannot be read, so no worker is chosen: {e}"
+            )
+            return run
+        except (ScorecardError, OSError) as e:
             # The run itself reports the bad scorecard; route it by its ops' needs alone.
             logger.warning("Could not read the needs of run %s: %s", run.run_id, e)
             needs = parse_needs(run.tags.get(NEEDS_TAG))
@@ -150,6 +157,7 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
             WORKER_TAG: "",
             WORKER_ID_TAG: "",
             ASSIGNED_TAG: "",
+            DAGSTER_CELERY_TASK_ID_TAG: "",
             # Nor is its progress: a retry starts with none.
             **{tag: "" for tag in PROGRESS_TAGS if tag in run.tags},
         }
@@ -222,7 +230,8 @@ class PlexusRunCoordinator(QueuedRunCoordinator):
         Run monitoring judges started runs; one still starting would wait out the start timeout.
         """
         incarnation = holder(run)
-        if incarnation and incarnation not in {info.incarnation for info in workers}:
+        missing = incarnation not in {info.incarnation for info in workers}
+        if incarnation and self._absences.lost(run.run_id, missing):
             worker = run.tags.get(WORKER_TAG) or worker_name(incarnation)
             self._instance.report_run_failed(run, message=lost_worker_message(worker))
 

@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from celery.signals import task_prerun, worker_ready, worker_shutdown
-from dagster import DagsterInstance
+from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._serdes import unpack_value
 
 from plexus_dagster.keys import WORKER_ID_TAG, WORKER_TAG
@@ -83,6 +83,19 @@ class _Worker:
 _this = _Worker()
 
 
+@dataclass
+class _Task:
+    """The task running in this pool process."""
+
+    done: threading.Event | None = None
+
+
+_task = _Task()
+# How often a task's process checks that its run is still its own, and how long it lets an
+# ended run's own last writes take.
+FENCE_SECONDS = 3.0
+
+
 def _beat(info: WorkerInfo, registry: WorkerRegistry, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
@@ -116,9 +129,54 @@ def _stop_heartbeat(**_: Any) -> None:
         _this.registry.remove(_this.info.name)
 
 
-def _interrupt_on_sigterm() -> None:
-    """Celery stops a revoked task with SIGTERM; Dagster ends a run CANCELED on SIGINT."""
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+def _interrupt_on_sigterm(run_id: str) -> None:
+    """Celery stops a revoked task with SIGTERM; Dagster ends a run CANCELED on SIGINT when the
+    run is CANCELING. A cancel that came while the run was starting can have been overwritten by
+    the run's start: the run is marked canceling again first, or it would end failed and be
+    retried."""
+
+    def stop() -> None:
+        with contextlib.suppress(Exception), DagsterInstance.get() as instance:
+            run = instance.get_run_by_id(run_id)
+            if (
+                run is not None
+                and run.status == DagsterRunStatus.STARTED
+                and _cancel_asked(instance, run_id)
+            ):
+                instance.report_run_canceling(run, message="Canceled while it was starting.")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # Database work does not belong in a signal handler; a thread does it.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop, daemon=True).start())
+
+
+def _cancel_asked(instance: DagsterInstance, run_id: str) -> bool:
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.RUN_CANCELING, limit=1
+    ).records
+    return bool(records)
+
+
+def _fence(run_id: str, done: threading.Event) -> None:
+    """Ends this task's process when the run was ended by someone else while it still runs:
+    its worker was judged lost (a paused machine, a lost heartbeat) and the run failed and was
+    retried elsewhere, or it was canceled and timed out. Two copies must not go on together."""
+    finished_since: float | None = None
+    with DagsterInstance.get() as instance:
+        while not done.wait(FENCE_SECONDS):
+            try:
+                run = instance.get_run_by_id(run_id)
+            except Exception:
+                logger.warning("Could not read run %s; checking again.", run_id, exc_info=True)
+                continue
+            if run is None or not run.is_finished or run.status == DagsterRunStatus.SUCCESS:
+                finished_since = None
+                continue
+            # The run's own end writes its status a moment before the process returns.
+            finished_since = finished_since or time.monotonic()
+            if time.monotonic() - finished_since >= FENCE_SECONDS:
+                logger.error("Run %s ended %s elsewhere; stopping this copy.", run_id, run.status)
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _die_with_parent() -> None:
@@ -129,21 +187,39 @@ def _die_with_parent() -> None:
 
 @task_prerun.connect
 def _claim_run(kwargs: dict[str, Any] | None = None, **_: Any) -> None:
-    """Runs in the task's process: records on the run which worker runs it."""
+    """Runs in the task's process: records on the run which worker runs it, unless the run was
+    canceled or ended before the worker got to it."""
     if _this.info is None or not kwargs:
         return
     _die_with_parent()
-    _interrupt_on_sigterm()
     packed = kwargs.get("execute_job_args_packed")
     if packed is None:
         return
     run_id = getattr(unpack_value(packed), "run_id", None)  # ExecuteRunArgs or ResumeRunArgs
     if run_id is None:
         return
+    _interrupt_on_sigterm(run_id)
     with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return  # Dagster ignores a run that has ended
+        if run.status == DagsterRunStatus.CANCELING:
+            # Dagster would leave it to the cancel timeout.
+            instance.report_run_canceled(run, message="Canceled before its worker started it.")
+            return
         instance.add_run_tags(
             run_id, {WORKER_TAG: _this.info.name, WORKER_ID_TAG: _this.info.incarnation}
         )
+    _task.done = threading.Event()
+    threading.Thread(
+        target=_fence, args=(run_id, _task.done), name="plexus-fence", daemon=True
+    ).start()
+
+
+@task_postrun.connect
+def _release_run(**_: Any) -> None:
+    if _task.done is not None:
+        _task.done.set()
 
 
 def start_worker(
@@ -173,8 +249,8 @@ def start_worker(
         queues=[worker_queue(worker_name), *worker_queues(caps)],
         started_at=time.time(),
     )
-    existing = launcher.registry.get(worker_name)
-    if existing is not None and (existing.host, existing.pid) != (host, info.pid):
+    existing = launcher.registry.claim(info)
+    if existing is not None:
         raise RuntimeError(
             f"A worker named {worker_name} is already alive on {existing.host} (pid "
             f"{existing.pid}); give this one another --name."

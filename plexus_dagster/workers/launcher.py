@@ -21,7 +21,12 @@ from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG, DAGSTER_CELERY_TASK_ID
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
 from plexus_dagster.keys import ASSIGNED_TAG, NEEDS_TAG, WAITING_TAG, WORKER_ID_TAG, WORKER_TAG
-from plexus_dagster.workers.registry import EXPIRY_SECONDS, WorkerInfo, WorkerRegistry
+from plexus_dagster.workers.registry import (
+    EXPIRY_SECONDS,
+    Absences,
+    WorkerInfo,
+    WorkerRegistry,
+)
 from plexus_dagster.workers.requirements import QUEUE_PREFIX, parse_needs, worker_queue
 from plexus_dagster.workers.slots import active_runs, busy_slots, choose_worker
 
@@ -30,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 def lost_worker_message(worker: str) -> str:
     return (
-        f"Worker {worker} stopped sending heartbeats (none for {EXPIRY_SECONDS} s): it was "
+        f"Worker {worker} stopped sending heartbeats (none for {EXPIRY_SECONDS} s or more): it was "
         "stopped or its machine is unreachable, and this run was lost with it."
     )
 
@@ -85,6 +90,7 @@ class PlexusCeleryRunLauncher(CeleryRunLauncher):
             )
         self.celery = make_celery(broker, backend, config_source)
         self.registry = WorkerRegistry(check.not_none(backend))
+        self._absences = Absences()
 
     @classmethod
     def from_config_value(
@@ -95,6 +101,12 @@ class PlexusCeleryRunLauncher(CeleryRunLauncher):
     def _launch_celery_task_run(
         self, run: DagsterRun, task_signature: Any, routing_key: str
     ) -> None:
+        current = self._instance.get_run_by_id(run.run_id)
+        if current is None or current.is_finished:
+            return  # canceled while it was being dequeued: nothing to send
+        if current.status == DagsterRunStatus.CANCELING:
+            self._instance.report_run_canceled(current, message="Canceled before it was sent.")
+            return
         worker = self._choose_worker(run)
         if worker is not None:
             queue = worker_queue(worker.name)
@@ -144,8 +156,11 @@ class PlexusCeleryRunLauncher(CeleryRunLauncher):
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         worker = run.tags.get(WORKER_TAG)
         info = self.registry.get(worker) if worker else None
-        if worker and (info is None or info.incarnation != run.tags.get(WORKER_ID_TAG)):
+        missing = info is None or info.incarnation != run.tags.get(WORKER_ID_TAG)
+        if worker and self._absences.lost(run.run_id, missing):
             return CheckRunHealthResult(WorkerStatus.FAILED, lost_worker_message(worker))
-        if DAGSTER_CELERY_TASK_ID_TAG not in run.tags:
+        if worker and missing:
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"No heartbeat of {worker} now.")
+        if not run.tags.get(DAGSTER_CELERY_TASK_ID_TAG):
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "Not yet sent to a worker.")
         return super().check_run_worker_health(run)

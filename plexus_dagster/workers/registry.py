@@ -6,6 +6,7 @@ list` shows and what the run coordinator counts slots from.
 """
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -14,6 +15,9 @@ import redis
 HEARTBEAT_SECONDS = 3.0
 EXPIRY_SECONDS = 15
 KEY_PREFIX = "plexus:worker:"
+# How long a worker must stay missing before its runs are judged lost: a record gone for a
+# moment (Redis restarted or flushed) is written again at the next heartbeat.
+LOSS_GRACE_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,19 @@ class WorkerRegistry:
         record = {**asdict(worker), "heartbeat_at": time.time()}
         self._redis.set(KEY_PREFIX + worker.name, json.dumps(record), ex=EXPIRY_SECONDS)
 
+    def claim(self, worker: WorkerInfo) -> WorkerInfo | None:
+        """Registers a starting worker under its name, unless a live one has it; returns that
+        one. A record left by a worker of this host whose process is gone is taken over."""
+        record = json.dumps({**asdict(worker), "heartbeat_at": time.time()})
+        key = KEY_PREFIX + worker.name
+        if self._redis.set(key, record, ex=EXPIRY_SECONDS, nx=True):
+            return None
+        holder = self.get(worker.name)
+        if holder is None or (holder.host == worker.host and not _alive(holder.pid)):
+            self._redis.set(key, record, ex=EXPIRY_SECONDS)
+            return None
+        return holder
+
     def remove(self, name: str) -> None:
         self._redis.delete(KEY_PREFIX + name)
 
@@ -60,3 +77,33 @@ class WorkerRegistry:
             return []
         records = self._redis.mget(keys)
         return [WorkerInfo(**json.loads(raw)) for raw in records if raw]
+
+
+class Absences:
+    """Judges a worker lost only once it has been missing for `LOSS_GRACE_SECONDS`."""
+
+    def __init__(self, grace: float = LOSS_GRACE_SECONDS) -> None:
+        self.grace = grace
+        self._since: dict[str, float] = {}
+
+    def lost(self, key: str, missing: bool) -> bool:
+        """Whether the worker behind ``key`` (a run id) is lost, given whether it is missing
+        now."""
+        if not missing:
+            self._since.pop(key, None)
+            return False
+        since = self._since.setdefault(key, time.monotonic())
+        if time.monotonic() - since < self.grace:
+            return False
+        del self._since[key]
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, run by another user
+        return True
+    return True

@@ -36,6 +36,8 @@ CAPABILITY_PATTERN = re.compile(SCORE_CAPABILITY_PATTERN)
 QUEUE_PREFIX = "plexus"
 # A worker listens on one queue per subset of its capabilities: 2**10 queues at most.
 MAX_CAPABILITIES = 10
+# RabbitMQ refuses longer queue names.
+MAX_QUEUE_NAME = 255
 
 
 class RequirementError(ValueError):
@@ -43,7 +45,7 @@ class RequirementError(ValueError):
 
 
 def check_capability(name: str) -> str:
-    if not CAPABILITY_PATTERN.match(name):
+    if not CAPABILITY_PATTERN.match(name) or name.endswith(":"):
         raise RequirementError(
             f"{name!r} is not a valid capability: use lower-case letters, digits and . _ : -, "
             "e.g. gpu or data:banking77."
@@ -105,6 +107,13 @@ def worker_queues(capabilities: Iterable[str]) -> list[str]:
         raise RequirementError(
             f"A worker can declare at most {MAX_CAPABILITIES} capabilities; got {len(caps)} "
             f"({', '.join(caps)}). Run several workers with fewer each."
+        )
+    longest = queue_name(caps)
+    if len(longest.encode()) > MAX_QUEUE_NAME:
+        raise RequirementError(
+            f"The queue of all {len(caps)} capabilities together, {longest!r}, is "
+            f"{len(longest.encode())} bytes long; brokers allow {MAX_QUEUE_NAME}. Use shorter "
+            "capability names or fewer capabilities per worker."
         )
     subsets = itertools.chain.from_iterable(
         itertools.combinations(caps, size) for size in range(len(caps) + 1)

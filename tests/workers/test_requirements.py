@@ -1,5 +1,6 @@
 """Needs declared on ops and scores, and the queues and run tags they make."""
 
+import time
 from collections import Counter
 
 import dagster as dg
@@ -11,7 +12,7 @@ from plexus_dagster.keys import ASSIGNED_TAG, WORKER_ID_TAG
 from plexus_dagster.resources import PlexusResource
 from plexus_dagster.settings import PlexusSettings
 from plexus_dagster.workers.coordinator import configured_source, queue_slots, run_needs
-from plexus_dagster.workers.registry import WorkerInfo
+from plexus_dagster.workers.registry import Absences, WorkerInfo
 from plexus_dagster.workers.requirements import (
     MAX_CAPABILITIES,
     RequirementError,
@@ -43,6 +44,21 @@ def test_bad_capabilities_are_refused_with_the_fix() -> None:
     too_many = [f"data:set{i}" for i in range(MAX_CAPABILITIES + 1)]
     with pytest.raises(RequirementError, match="Run several workers"):
         worker_queues(too_many)
+    with pytest.raises(RequirementError, match="not a valid capability"):
+        parse_needs("data:")
+    long_names = [f"data:customer_support_dataset_{i:02}" for i in range(MAX_CAPABILITIES)]
+    with pytest.raises(RequirementError, match="brokers allow 255"):
+        worker_queues(long_names)
+
+
+def test_a_worker_is_judged_lost_only_once_missing_for_the_grace() -> None:
+    absences = Absences(grace=0.2)
+
+    assert not absences.lost("run", missing=True)
+    assert not absences.lost("run", missing=False)  # back at the next heartbeat
+    assert not absences.lost("run", missing=True)
+    time.sleep(0.25)
+    assert absences.lost("run", missing=True)
 
 
 def test_a_run_needs_the_union_of_its_ops_needs() -> None:

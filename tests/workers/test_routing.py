@@ -1,6 +1,7 @@
 """The worker deployment end to end: dagster-daemon, worker daemons over Redis, Postgres."""
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from plexus_dagster.keys import WAITING_TAG, WORKER_TAG
 from plexus_dagster.tasks.launch import cancel_task
 from plexus_dagster.workers.status import worker_rows
-from tests.workers.deployment import Deployment, deployment
+from tests.workers.deployment import BIN, Deployment, deployment
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +150,29 @@ def test_a_killed_worker_fails_its_run_which_is_retried_on_another(pool: Deploym
     survivor = "fragile-b" if holder == "fragile-a" else "fragile-a"
     assert retried.tags[WORKER_TAG] == survivor
     pool.kill_worker(survivor, signal.SIGTERM)
+
+
+def test_a_heartbeat_lost_for_a_moment_does_not_fail_the_run(pool: Deployment) -> None:
+    run_id = pool.submit("gpu_job", run_config=nap("gpu_job", 12))
+    pool.wait(lambda: pool.run(run_id).status == dg.DagsterRunStatus.STARTED, 60, "the start")
+
+    pool.registry.remove("gpu-w")  # as a Redis restart would: the next heartbeat writes it again
+
+    finished = pool.wait_finished(run_id, timeout=60)
+    assert finished.status == dg.DagsterRunStatus.SUCCESS
+    assert not pool.instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
+
+
+def test_a_second_worker_with_a_live_workers_name_is_refused(pool: Deployment) -> None:
+    refused = subprocess.run(
+        [str(BIN / "plexus"), "worker", "start", "--name", "cpu-w"],
+        env=pool.env,
+        cwd=pool.env["DAGSTER_HOME"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert refused.returncode == 2
+    assert "A worker named cpu-w is already alive" in refused.stderr
+    assert pool.registry.get("cpu-w") is not None

@@ -88,6 +88,7 @@ class _Task:
     """The task running in this pool process."""
 
     done: threading.Event | None = None
+    run_id: str = ""
 
 
 _task = _Task()
@@ -210,6 +211,7 @@ def _claim_run(kwargs: dict[str, Any] | None = None, **_: Any) -> None:
         instance.add_run_tags(
             run_id, {WORKER_TAG: _this.info.name, WORKER_ID_TAG: _this.info.incarnation}
         )
+    _task.run_id = run_id
     _task.done = threading.Event()
     threading.Thread(
         target=_fence, args=(run_id, _task.done), name="plexus-fence", daemon=True
@@ -218,8 +220,16 @@ def _claim_run(kwargs: dict[str, Any] | None = None, **_: Any) -> None:
 
 @task_postrun.connect
 def _release_run(**_: Any) -> None:
+    """Runs in the task's process once the run's execution returned."""
     if _task.done is not None:
         _task.done.set()
+    if not _task.run_id:
+        return
+    with contextlib.suppress(Exception), DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(_task.run_id)
+        if run is not None and run.status == DagsterRunStatus.CANCELING:
+            # Canceled between the claim and the start: Dagster left it to the cancel timeout.
+            instance.report_run_canceled(run, message="Canceled while its worker started it.")
 
 
 def start_worker(

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
-# A capability a worker offers and a score or op may need: gpu, data:<dataset>, ...
-CAPABILITY_PATTERN = r"^[a-z0-9][a-z0-9_.:-]*$"
+# A capability a worker offers and a score or op may need: gpu, data:<dataset>, ...; it does not
+# end in ":" (a "data:" without its data set).
+CAPABILITY_PATTERN = r"^[a-z0-9](?:[a-z0-9_.:-]*[a-z0-9_.-])?$"
 
 # The answers an evaluation records for a score that did not answer an item.
 SKIPPED = "SKIPPED"  # a depends_on condition failed

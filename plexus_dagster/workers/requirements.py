@@ -45,7 +45,7 @@ class RequirementError(ValueError):
 
 
 def check_capability(name: str) -> str:
-    if not CAPABILITY_PATTERN.match(name) or name.endswith(":"):
+    if not CAPABILITY_PATTERN.match(name):
         raise RequirementError(
             f"{name!r} is not a valid capability: use lower-case letters, digits and . _ : -, "
             "e.g. gpu or data:banking77."
